@@ -1,0 +1,14 @@
+// `hydraulis data`: placeholder registration until the subcommand is implemented.
+#include "apps/hydraulis/commands.h"
+
+namespace hydraulis::apps {
+
+void add_data_command(CLI::App& root, CommandList& commands) {
+  CLI::App* app = root.add_subcommand("data", "(not implemented yet)");
+  commands.push_back({app, [] {
+                        return core::Status(core::StatusCode::kUnimplemented,
+                                            "'data' is not implemented yet");
+                      }});
+}
+
+}  // namespace hydraulis::apps

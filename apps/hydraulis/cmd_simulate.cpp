@@ -1,0 +1,14 @@
+// `hydraulis simulate`: placeholder registration until the subcommand is implemented.
+#include "apps/hydraulis/commands.h"
+
+namespace hydraulis::apps {
+
+void add_simulate_command(CLI::App& root, CommandList& commands) {
+  CLI::App* app = root.add_subcommand("simulate", "(not implemented yet)");
+  commands.push_back({app, [] {
+                        return core::Status(core::StatusCode::kUnimplemented,
+                                            "'simulate' is not implemented yet");
+                      }});
+}
+
+}  // namespace hydraulis::apps

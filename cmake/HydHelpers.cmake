@@ -1,0 +1,35 @@
+# Helpers shared by every module: warnings, sanitizers, test registration with ctest labels.
+
+set(HYD_WARNINGS -Wall -Wextra -Wpedantic -Wno-unused-parameter)
+if(HYD_WERROR)
+  list(APPEND HYD_WARNINGS -Werror)
+endif()
+if(HYD_SANITIZE)
+  add_compile_options(-fsanitize=${HYD_SANITIZE} -fno-omit-frame-pointer -g)
+  add_link_options(-fsanitize=${HYD_SANITIZE})
+endif()
+
+# hyd_add_library(name SOURCES a.cpp ... DEPS lib ...)
+function(hyd_add_library name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;DEPS;PRIVATE_DEPS" ${ARGN})
+  add_library(${name} STATIC ${ARG_SOURCES})
+  target_include_directories(${name} PUBLIC ${PROJECT_SOURCE_DIR}/src)
+  target_compile_options(${name} PRIVATE $<$<COMPILE_LANGUAGE:CXX>:${HYD_WARNINGS}>)
+  target_link_libraries(${name} PUBLIC ${ARG_DEPS} PRIVATE ${ARG_PRIVATE_DEPS})
+endfunction()
+
+# hyd_add_test(name LABELS unit;data SOURCES x_test.cpp DEPS hyd_data [ENV K=V ...])
+# One gtest binary per call, registered as one ctest test with the given labels.
+function(hyd_add_test name)
+  cmake_parse_arguments(ARG "" "TIMEOUT" "SOURCES;DEPS;LABELS;ENV" ${ARGN})
+  add_executable(${name} ${ARG_SOURCES})
+  target_compile_options(${name} PRIVATE ${HYD_WARNINGS})
+  target_link_libraries(${name} PRIVATE ${ARG_DEPS} GTest::gtest GTest::gtest_main)
+  set_target_properties(${name} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
+  add_test(NAME ${name} COMMAND ${name} --gtest_brief=1 WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+  if(NOT ARG_TIMEOUT)
+    set(ARG_TIMEOUT 300)
+  endif()
+  set_tests_properties(${name} PROPERTIES LABELS "${ARG_LABELS}" TIMEOUT ${ARG_TIMEOUT}
+    ENVIRONMENT "HYD_SOURCE_DIR=${PROJECT_SOURCE_DIR};HYD_BINARY_DIR=${CMAKE_BINARY_DIR};${ARG_ENV}")
+endfunction()
