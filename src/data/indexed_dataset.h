@@ -1,0 +1,68 @@
+// Indexed dataset in Megatron-LM's MMIDIDX layout: P.bin holds the token ids of every sequence
+// back to back; P.idx holds the magic "MMIDIDX\x00\x00", version 1, dtype code, sequence count,
+// document count, then int32 lengths, int64 byte pointers and int64 document indices
+// (byte table: docs/formats.md). Reader memory-maps both files and validates magic, version,
+// dtype and every size before use. Tests: tests/data/indexed_dataset_test.cpp.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/file.h"
+#include "core/status.h"
+
+namespace hydraulis::data {
+
+// Megatron dtype codes: 1 uint8, 2 int8, 3 int16, 4 int32, 5 int64, 6 float64, 7 float32, 8 uint16.
+enum class TokenDType : uint8_t { kU16 = 8, kI32 = 4 };
+
+// Writes P.bin and P.idx atomically (both appear on finish(), neither on failure or destruction).
+class IndexedDatasetWriter {
+ public:
+  // kU16 when vocab_size < 65,536 (GPT-2), else kI32.
+  static core::StatusOr<IndexedDatasetWriter> create(const std::string& prefix,
+                                                     TokenDType dtype);
+  IndexedDatasetWriter();
+  ~IndexedDatasetWriter();
+  IndexedDatasetWriter(IndexedDatasetWriter&&) noexcept;
+  IndexedDatasetWriter& operator=(IndexedDatasetWriter&&) noexcept;
+
+  // One document = one sequence (Megatron's default); ids must fit the dtype.
+  core::Status add_document(std::span<const int32_t> ids);
+  core::Status finish();
+  uint64_t num_sequences() const;
+  uint64_t num_tokens() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+class IndexedDataset {
+ public:
+  static core::StatusOr<IndexedDataset> open(const std::string& prefix);
+  IndexedDataset();
+  ~IndexedDataset();
+  IndexedDataset(IndexedDataset&&) noexcept;
+  IndexedDataset& operator=(IndexedDataset&&) noexcept;
+
+  uint64_t num_sequences() const;
+  uint64_t num_documents() const;
+  uint64_t num_tokens() const;
+  TokenDType dtype() const;
+  std::span<const int32_t> lengths() const;        // tokens per sequence
+  int32_t length(uint64_t sequence) const;
+  // Token ids of one sequence, widened to int32.
+  std::vector<int32_t> tokens(uint64_t sequence) const;
+  void tokens(uint64_t sequence, std::vector<int32_t>& out) const;
+  const std::string& prefix() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace hydraulis::data
