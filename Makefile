@@ -4,7 +4,7 @@ JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 CTEST_EXCLUDE ?= gpu|multigpu|slow
 
-.PHONY: all setup configure build test demo clean
+.PHONY: all setup configure build test demo clean test-asan test-tsan
 
 all: build
 
@@ -23,5 +23,20 @@ test: build
 demo: build
 	@scripts/demo.sh $(BUILD_DIR)
 
+# Sanitizer suites: the fast unit tests under ASan+UBSan, and the multi-threaded parts under TSan.
+test-asan: setup
+	@cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHYD_CUDA=OFF \
+	  -DHYD_BUILD_BENCH=OFF -DHYD_SANITIZE=address,undefined $(CMAKE_FLAGS) >/dev/null
+	@cmake --build build-asan -j $(JOBS)
+	@UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS=detect_leaks=1 \
+	  ctest --test-dir build-asan --output-on-failure -j $(JOBS) -L unit -LE "$(CTEST_EXCLUDE)"
+
+test-tsan: setup
+	@cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHYD_CUDA=OFF \
+	  -DHYD_BUILD_BENCH=OFF -DHYD_SANITIZE=thread $(CMAKE_FLAGS) >/dev/null
+	@cmake --build build-tsan -j $(JOBS)
+	@TSAN_OPTIONS=halt_on_error=1 ctest --test-dir build-tsan --output-on-failure -j $(JOBS) \
+	  -L unit -LE "$(CTEST_EXCLUDE)"
+
 clean:
-	rm -rf $(BUILD_DIR)
+	rm -rf $(BUILD_DIR) build-asan build-tsan

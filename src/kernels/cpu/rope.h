@@ -1,0 +1,20 @@
+// Rotary position embedding, Hugging Face LLaMA convention ("rotate half"): head dim D is split
+// into halves x1 = x[:D/2], x2 = x[D/2:], rotated pairwise (x1[i], x2[i]) by angle p·f_i with
+// f_i = theta^(−2i/D) and p the token's position inside its own sequence (restarts at 0 at every
+// cu_seqlens boundary). Angles are computed in the kernel dtype like HF (fp32 for fp32).
+// Tests: tests/kernels/rope_test.cpp.
+#pragma once
+
+#include "core/tensor.h"
+
+namespace hydraulis::cpu {
+
+// y1 = x1·cos − x2·sin, y2 = x2·cos + x1·sin.  x, y (T, H, D) (y may alias x), cu_seqlens (B + 1).
+void rope_fwd(const core::Tensor& x, const core::Tensor& cu_seqlens, double theta, core::Tensor& y);
+
+// The inverse rotation (rotation by −angle): dx1 = dy1·cos + dy2·sin, dx2 = dy2·cos − dy1·sin.
+// dy, dx (T, H, D) (dx may alias dy).
+void rope_bwd(const core::Tensor& dy, const core::Tensor& cu_seqlens, double theta,
+              core::Tensor& dx);
+
+}  // namespace hydraulis::cpu
