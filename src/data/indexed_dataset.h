@@ -19,7 +19,22 @@ namespace hydraulis::data {
 // Megatron dtype codes: 1 uint8, 2 int8, 3 int16, 4 int32, 5 int64, 6 float64, 7 float32, 8 uint16.
 enum class TokenDType : uint8_t { kU16 = 8, kI32 = 4 };
 
+// Layout constants of the .idx header (docs/formats.md).
+inline constexpr char kIndexMagic[9] = {'M', 'M', 'I', 'D', 'I', 'D', 'X', '\0', '\0'};
+inline constexpr uint64_t kIndexVersion = 1;
+inline constexpr uint64_t kIndexHeaderBytes = 34;  // 9 magic + 8 version + 1 dtype + 8 + 8 counts
+
+// kU16 when vocab_size < 65,536 (every id fits), else kI32.
+TokenDType token_dtype_for_vocab(int64_t vocab_size);
+// Bytes per token in P.bin: 2 for kU16, 4 for kI32; the name is "uint16" / "int32".
+int token_dtype_bytes(TokenDType dtype);
+const char* token_dtype_name(TokenDType dtype);
+// prefix + ".bin" and prefix + ".idx".
+std::string bin_path(const std::string& prefix);
+std::string idx_path(const std::string& prefix);
+
 // Writes P.bin and P.idx atomically (both appear on finish(), neither on failure or destruction).
+// create() also removes P.bin.tmp.<pid>/P.idx.tmp.<pid> left by a killed writer that is gone.
 class IndexedDatasetWriter {
  public:
   // kU16 when vocab_size < 65,536 (GPT-2), else kI32.
@@ -32,6 +47,8 @@ class IndexedDatasetWriter {
 
   // One document = one sequence (Megatron's default); ids must fit the dtype.
   core::Status add_document(std::span<const int32_t> ids);
+  // Writes P.idx, then commits P.bin and P.idx (an older P.idx is removed first, so a crash in
+  // between leaves a P.bin without a P.idx, never a mismatched pair).
   core::Status finish();
   uint64_t num_sequences() const;
   uint64_t num_tokens() const;
@@ -50,7 +67,7 @@ class IndexedDataset {
   IndexedDataset& operator=(IndexedDataset&&) noexcept;
 
   uint64_t num_sequences() const;
-  uint64_t num_documents() const;
+  uint64_t num_documents() const;  // document count field − 1 (the indices start with 0)
   uint64_t num_tokens() const;
   TokenDType dtype() const;
   std::span<const int32_t> lengths() const;        // tokens per sequence
@@ -59,6 +76,10 @@ class IndexedDataset {
   std::vector<int32_t> tokens(uint64_t sequence) const;
   void tokens(uint64_t sequence, std::vector<int32_t>& out) const;
   const std::string& prefix() const;
+  // Byte offset of a sequence in P.bin, and the first sequence of document `document`
+  // (document_index(num_documents()) == num_sequences()).
+  int64_t pointer(uint64_t sequence) const;
+  int64_t document_index(uint64_t document) const;
 
  private:
   struct Impl;

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "data/utf8.h"  // sanitize_utf8(): node's decoding of invalid UTF-8, for corpus readers
 
 namespace hydraulis::data {
 
@@ -33,6 +34,10 @@ class Gpt2Tokenizer {
 
   int32_t vocab_size() const;  // 50257 for GPT-2
   int32_t eod_id() const;      // "<|endoftext|>" (50256)
+
+  // Empties the calling thread's word cache (benchmarks time the cold path with it). Each thread
+  // keeps one cache (at most 2^18 words) for the tokenizer it used last.
+  void clear_thread_cache() const;
 
  private:
   struct Impl;

@@ -1,0 +1,323 @@
+// Flash-attention backward over a packed varlen batch, in three deterministic kernels (no atomics):
+//   delta[h, t] = dout_t·out_t;
+//   dQ: per 64-query tile (as the forward): S = Q·Kᵀ, P = exp(S − lse), dP = dO·Vᵀ,
+//       dS = P ⊙ (dP − Δ), dQ += dS·K over the key tiles up to the diagonal;
+//   dK, dV: per 64-key tile and kv head, over every query head of its group and every 32-query
+//       tile from the diagonal on: Pᵀ, dV += Pᵀ·dO, dPᵀ = V·dOᵀ, dSᵀ, dK += dSᵀ·Q.
+// Twin: cpu/attention.cpp (attention_bwd).
+#include <cmath>
+
+#include "kernels/cuda/attention.h"
+#include "kernels/cuda/attention_tiles.cuh"
+
+namespace hydraulis::cuda {
+
+namespace detail {
+void check_attention_args(const core::Tensor& q, const core::Tensor& k, const core::Tensor& v,
+                          const core::Tensor& cu, const char* op);
+}
+
+namespace {
+
+using detail::bf16;
+constexpr int kThreads = 128;
+constexpr int kBr = 64, kBc = 64;  // dQ kernel: 64 queries × 64-key tiles
+constexpr int kBk = 64, kBq = 32;  // dK/dV kernel: 64 keys × 32-query tiles
+
+// delta[h, t] = Σ_d dout[t, h, d]·out[t, h, d]; one warp per (t, h).
+__global__ void attention_delta_kernel(const bf16* __restrict__ dout, const bf16* __restrict__ out,
+                                       float* __restrict__ delta, int T, int H, int D) {
+  int64_t row = (blockIdx.x * int64_t(blockDim.x) + threadIdx.x) >> 5;  // t·H + h
+  int lane = threadIdx.x & 31;
+  if (row >= int64_t(T) * H) return;
+  const bf16* a = dout + row * D;
+  const bf16* b = out + row * D;
+  float acc = 0.f;
+  for (int d = lane * 2; d < D; d += 64) {
+    float2 x = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(a + d));
+    float2 y = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(b + d));
+    acc += x.x * y.x + x.y * y.y;
+  }
+  acc = detail::warp_sum(acc);
+  if (lane == 0) delta[int64_t(row % H) * T + row / H] = acc;
+}
+
+template <int kD>
+constexpr int dq_smem_bytes() {
+  return (4 * kBr * (kD + 8) + kD * (kBc + 8)) * int(sizeof(bf16));
+}
+
+template <int kD>
+__global__ void __launch_bounds__(kThreads) attention_dq_kernel(
+    const bf16* __restrict__ dout, const bf16* __restrict__ q, const bf16* __restrict__ k,
+    const bf16* __restrict__ v, const float* __restrict__ lse, const float* __restrict__ delta,
+    const int32_t* __restrict__ cu, int num_seqs, int T, int H, int Hkv, float scale,
+    bf16* __restrict__ dq) {
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  constexpr int kS = kD + 8, kKt = kBc + 8;
+  bf16* Qs = reinterpret_cast<bf16*>(smem_raw);  // (kBr, kS)
+  bf16* dOs = Qs + kBr * kS;                     // (kBr, kS)
+  bf16* Ks = dOs + kBr * kS;                     // (kBc, kS)
+  bf16* Vs = Ks + kBc * kS;                      // (kBc, kS)
+  bf16* Kt = Vs + kBc * kS;                      // (kD, kKt): K tile transposed
+
+  int seq, qt;
+  if (!detail::find_tile<kBr>(cu, num_seqs, blockIdx.x, seq, qt)) return;
+  const int h = blockIdx.y, hk = h / (H / Hkv);
+  const int start = cu[seq], len = cu[seq + 1] - start, q0 = qt * kBr;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, c = lane & 3;
+  const float scale_log2 = scale * detail::kLog2e;
+
+  const int64_t q_off = (int64_t(start) * H + h) * kD, q_ld = int64_t(H) * kD;
+  detail::load_tile<kBr, kD, kThreads>(Qs, q + q_off, q_ld, q0, len);
+  detail::load_tile<kBr, kD, kThreads>(dOs, dout + q_off, q_ld, q0, len);
+  __syncthreads();
+  uint32_t qf[kD / 16][4], df[kD / 16][4];
+#pragma unroll
+  for (int kk = 0; kk < kD / 16; ++kk) {
+    int r = warp * 16 + g, col = kk * 16 + 2 * c;
+    qf[kk][0] = detail::smem_pair(Qs, kS, r, col);
+    qf[kk][1] = detail::smem_pair(Qs, kS, r + 8, col);
+    qf[kk][2] = detail::smem_pair(Qs, kS, r, col + 8);
+    qf[kk][3] = detail::smem_pair(Qs, kS, r + 8, col + 8);
+    df[kk][0] = detail::smem_pair(dOs, kS, r, col);
+    df[kk][1] = detail::smem_pair(dOs, kS, r + 8, col);
+    df[kk][2] = detail::smem_pair(dOs, kS, r, col + 8);
+    df[kk][3] = detail::smem_pair(dOs, kS, r + 8, col + 8);
+  }
+  const int qi[2] = {q0 + warp * 16 + g, q0 + warp * 16 + g + 8};
+  float lse2[2], dl[2];
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    bool valid = qi[r] < len;
+    lse2[r] = valid ? lse[int64_t(h) * T + start + qi[r]] * detail::kLog2e : 0.f;
+    dl[r] = valid ? delta[int64_t(h) * T + start + qi[r]] : 0.f;
+  }
+  float acc[kD / 8][4] = {};
+
+  for (int kt = 0; kt <= qt; ++kt) {
+    __syncthreads();
+    const int64_t kv_off = (int64_t(start) * Hkv + hk) * kD, kv_ld = int64_t(Hkv) * kD;
+    detail::load_tile<kBc, kD, kThreads>(Ks, k + kv_off, kv_ld, kt * kBc, len);
+    detail::load_tile<kBc, kD, kThreads>(Vs, v + kv_off, kv_ld, kt * kBc, len);
+    detail::load_tile_transposed<kBc, kD, kThreads>(Kt, k + kv_off, kv_ld, kt * kBc, len);
+    __syncthreads();
+    float s[kBc / 8][4] = {}, dp[kBc / 8][4] = {};
+#pragma unroll
+    for (int n = 0; n < kBc / 8; ++n) {
+#pragma unroll
+      for (int kk = 0; kk < kD / 16; ++kk) {
+        int row = n * 8 + g, col = kk * 16 + 2 * c;
+        detail::mma_bf16(s[n], qf[kk], detail::smem_pair(Ks, kS, row, col),
+                         detail::smem_pair(Ks, kS, row, col + 8));
+        detail::mma_bf16(dp[n], df[kk], detail::smem_pair(Vs, kS, row, col),
+                         detail::smem_pair(Vs, kS, row, col + 8));
+      }
+    }
+    const bool diagonal = kt == qt;
+#pragma unroll
+    for (int n = 0; n < kBc / 8; ++n) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        int r = e >> 1, key = kt * kBc + n * 8 + 2 * c + (e & 1);
+        float p = exp2f(s[n][e] * scale_log2 - lse2[r]);
+        if (qi[r] >= len || (diagonal && (key > qi[r] || key >= len))) p = 0.f;
+        s[n][e] = p * (dp[n][e] - dl[r]);  // dS
+      }
+    }
+#pragma unroll
+    for (int kk = 0; kk < kBc / 16; ++kk) {
+      uint32_t a[4] = {detail::pack_bf16(s[2 * kk][0], s[2 * kk][1]),
+                       detail::pack_bf16(s[2 * kk][2], s[2 * kk][3]),
+                       detail::pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]),
+                       detail::pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+#pragma unroll
+      for (int n = 0; n < kD / 8; ++n) {
+        detail::mma_bf16(acc[n], a, detail::smem_pair(Kt, kKt, n * 8 + g, kk * 16 + 2 * c),
+                         detail::smem_pair(Kt, kKt, n * 8 + g, kk * 16 + 2 * c + 8));
+      }
+    }
+  }
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    if (qi[r] >= len) continue;
+    bf16* row = dq + ((int64_t(start) + qi[r]) * H + h) * kD;  // (kD)
+#pragma unroll
+    for (int n = 0; n < kD / 8; ++n) {
+      *reinterpret_cast<__nv_bfloat162*>(row + n * 8 + 2 * c) =
+          __floats2bfloat162_rn(acc[n][2 * r] * scale, acc[n][2 * r + 1] * scale);
+    }
+  }
+}
+
+template <int kD>
+constexpr int dkv_smem_bytes() {
+  return (2 * kBk * (kD + 8) + 2 * kBq * (kD + 8) + 2 * kD * (kBq + 8)) * int(sizeof(bf16)) +
+         2 * kBq * int(sizeof(float));
+}
+
+template <int kD>
+__global__ void __launch_bounds__(kThreads) attention_dkv_kernel(
+    const bf16* __restrict__ dout, const bf16* __restrict__ q, const bf16* __restrict__ k,
+    const bf16* __restrict__ v, const float* __restrict__ lse, const float* __restrict__ delta,
+    const int32_t* __restrict__ cu, int num_seqs, int T, int H, int Hkv, float scale,
+    bf16* __restrict__ dk, bf16* __restrict__ dv) {
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  constexpr int kS = kD + 8, kTq = kBq + 8;
+  bf16* Ks = reinterpret_cast<bf16*>(smem_raw);  // (kBk, kS)
+  bf16* Vs = Ks + kBk * kS;                      // (kBk, kS)
+  bf16* Qs = Vs + kBk * kS;                      // (kBq, kS)
+  bf16* dOs = Qs + kBq * kS;                     // (kBq, kS)
+  bf16* Qt = dOs + kBq * kS;                     // (kD, kTq)
+  bf16* dOt = Qt + kD * kTq;                     // (kD, kTq)
+  float* lse2_s = reinterpret_cast<float*>(dOt + kD * kTq);  // (kBq)
+  float* delta_s = lse2_s + kBq;                             // (kBq)
+
+  int seq, kt;
+  if (!detail::find_tile<kBk>(cu, num_seqs, blockIdx.x, seq, kt)) return;
+  const int hk = blockIdx.y, group = H / Hkv;
+  const int start = cu[seq], len = cu[seq + 1] - start, k0 = kt * kBk;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, c = lane & 3;
+  const float scale_log2 = scale * detail::kLog2e;
+
+  const int64_t kv_off = (int64_t(start) * Hkv + hk) * kD, kv_ld = int64_t(Hkv) * kD;
+  detail::load_tile<kBk, kD, kThreads>(Ks, k + kv_off, kv_ld, k0, len);
+  detail::load_tile<kBk, kD, kThreads>(Vs, v + kv_off, kv_ld, k0, len);
+  const int kj[2] = {k0 + warp * 16 + g, k0 + warp * 16 + g + 8};  // local key index of rows
+  float dk_acc[kD / 8][4] = {}, dv_acc[kD / 8][4] = {};
+  const int num_qt = (len + kBq - 1) / kBq;
+
+  for (int h = hk * group; h < (hk + 1) * group; ++h) {
+    const int64_t q_off = (int64_t(start) * H + h) * kD, q_ld = int64_t(H) * kD;
+    for (int jt = k0 / kBq; jt < num_qt; ++jt) {
+      const int j0 = jt * kBq;
+      __syncthreads();
+      detail::load_tile<kBq, kD, kThreads>(Qs, q + q_off, q_ld, j0, len);
+      detail::load_tile<kBq, kD, kThreads>(dOs, dout + q_off, q_ld, j0, len);
+      detail::load_tile_transposed<kBq, kD, kThreads>(Qt, q + q_off, q_ld, j0, len);
+      detail::load_tile_transposed<kBq, kD, kThreads>(dOt, dout + q_off, q_ld, j0, len);
+      for (int i = threadIdx.x; i < kBq; i += kThreads) {
+        bool valid = j0 + i < len;
+        lse2_s[i] = valid ? lse[int64_t(h) * T + start + j0 + i] * detail::kLog2e : 0.f;
+        delta_s[i] = valid ? delta[int64_t(h) * T + start + j0 + i] : 0.f;
+      }
+      __syncthreads();
+      float st[kBq / 8][4] = {}, dpt[kBq / 8][4] = {};  // (16 keys, kBq queries)
+#pragma unroll
+      for (int kk = 0; kk < kD / 16; ++kk) {
+        int r = warp * 16 + g, col = kk * 16 + 2 * c;
+        uint32_t ka[4] = {detail::smem_pair(Ks, kS, r, col), detail::smem_pair(Ks, kS, r + 8, col),
+                          detail::smem_pair(Ks, kS, r, col + 8),
+                          detail::smem_pair(Ks, kS, r + 8, col + 8)};
+        uint32_t va[4] = {detail::smem_pair(Vs, kS, r, col), detail::smem_pair(Vs, kS, r + 8, col),
+                          detail::smem_pair(Vs, kS, r, col + 8),
+                          detail::smem_pair(Vs, kS, r + 8, col + 8)};
+#pragma unroll
+        for (int n = 0; n < kBq / 8; ++n) {
+          detail::mma_bf16(st[n], ka, detail::smem_pair(Qs, kS, n * 8 + g, col),
+                           detail::smem_pair(Qs, kS, n * 8 + g, col + 8));
+          detail::mma_bf16(dpt[n], va, detail::smem_pair(dOs, kS, n * 8 + g, col),
+                           detail::smem_pair(dOs, kS, n * 8 + g, col + 8));
+        }
+      }
+      const bool edge = j0 < k0 + kBk || j0 + kBq > len;
+#pragma unroll
+      for (int n = 0; n < kBq / 8; ++n) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          int r = e >> 1, qcol = n * 8 + 2 * c + (e & 1), query = j0 + qcol;
+          float p = exp2f(st[n][e] * scale_log2 - lse2_s[qcol]);
+          if (edge && (kj[r] > query || query >= len || kj[r] >= len)) p = 0.f;
+          st[n][e] = p;                                    // Pᵀ
+          dpt[n][e] = p * (dpt[n][e] - delta_s[qcol]);     // dSᵀ
+        }
+      }
+#pragma unroll
+      for (int kk = 0; kk < kBq / 16; ++kk) {
+        uint32_t pa[4] = {detail::pack_bf16(st[2 * kk][0], st[2 * kk][1]),
+                          detail::pack_bf16(st[2 * kk][2], st[2 * kk][3]),
+                          detail::pack_bf16(st[2 * kk + 1][0], st[2 * kk + 1][1]),
+                          detail::pack_bf16(st[2 * kk + 1][2], st[2 * kk + 1][3])};
+        uint32_t sa[4] = {detail::pack_bf16(dpt[2 * kk][0], dpt[2 * kk][1]),
+                          detail::pack_bf16(dpt[2 * kk][2], dpt[2 * kk][3]),
+                          detail::pack_bf16(dpt[2 * kk + 1][0], dpt[2 * kk + 1][1]),
+                          detail::pack_bf16(dpt[2 * kk + 1][2], dpt[2 * kk + 1][3])};
+#pragma unroll
+        for (int n = 0; n < kD / 8; ++n) {
+          int row = n * 8 + g, col = kk * 16 + 2 * c;
+          detail::mma_bf16(dv_acc[n], pa, detail::smem_pair(dOt, kTq, row, col),
+                           detail::smem_pair(dOt, kTq, row, col + 8));
+          detail::mma_bf16(dk_acc[n], sa, detail::smem_pair(Qt, kTq, row, col),
+                           detail::smem_pair(Qt, kTq, row, col + 8));
+        }
+      }
+    }
+  }
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    if (kj[r] >= len) continue;
+    int64_t row = ((int64_t(start) + kj[r]) * Hkv + hk) * kD;
+#pragma unroll
+    for (int n = 0; n < kD / 8; ++n) {
+      *reinterpret_cast<__nv_bfloat162*>(dk + row + n * 8 + 2 * c) =
+          __floats2bfloat162_rn(dk_acc[n][2 * r] * scale, dk_acc[n][2 * r + 1] * scale);
+      *reinterpret_cast<__nv_bfloat162*>(dv + row + n * 8 + 2 * c) =
+          __floats2bfloat162_rn(dv_acc[n][2 * r], dv_acc[n][2 * r + 1]);
+    }
+  }
+}
+
+template <int kD>
+void launch_bwd(const core::Tensor& dout, const core::Tensor& q, const core::Tensor& k,
+                const core::Tensor& v, const core::Tensor& lse, const core::Tensor& delta,
+                const core::Tensor& cu, core::Tensor& dq, core::Tensor& dk, core::Tensor& dv,
+                cudaStream_t stream) {
+  int T = int(q.size(0)), H = int(q.size(1)), Hkv = int(k.size(1)), B = int(cu.numel() - 1);
+  float scale = float(1.0 / std::sqrt(double(kD)));
+  constexpr int dq_smem = dq_smem_bytes<kD>(), dkv_smem = dkv_smem_bytes<kD>();
+  HYD_CUDA_CHECK(cudaFuncSetAttribute(attention_dq_kernel<kD>,
+                                      cudaFuncAttributeMaxDynamicSharedMemorySize, dq_smem));
+  HYD_CUDA_CHECK(cudaFuncSetAttribute(attention_dkv_kernel<kD>,
+                                      cudaFuncAttributeMaxDynamicSharedMemorySize, dkv_smem));
+  attention_dq_kernel<kD><<<dim3((T + kBr - 1) / kBr + B, H), kThreads, dq_smem, stream>>>(
+      detail::ptr<bf16>(dout), detail::ptr<bf16>(q), detail::ptr<bf16>(k), detail::ptr<bf16>(v),
+      detail::ptr<float>(lse), detail::ptr<float>(delta), detail::ptr<int32_t>(cu), B, T, H, Hkv,
+      scale, detail::ptr<bf16>(dq));
+  HYD_CUDA_LAUNCH_CHECK();
+  attention_dkv_kernel<kD><<<dim3((T + kBk - 1) / kBk + B, Hkv), kThreads, dkv_smem, stream>>>(
+      detail::ptr<bf16>(dout), detail::ptr<bf16>(q), detail::ptr<bf16>(k), detail::ptr<bf16>(v),
+      detail::ptr<float>(lse), detail::ptr<float>(delta), detail::ptr<int32_t>(cu), B, T, H, Hkv,
+      scale, detail::ptr<bf16>(dk), detail::ptr<bf16>(dv));
+  HYD_CUDA_LAUNCH_CHECK();
+}
+
+}  // namespace
+
+void attention_bwd(const core::Tensor& dout, const core::Tensor& q, const core::Tensor& k,
+                   const core::Tensor& v, const core::Tensor& out, const core::Tensor& lse,
+                   const core::Tensor& cu_seqlens, core::Tensor& dq, core::Tensor& dk,
+                   core::Tensor& dv, cudaStream_t stream) {
+  using core::DType;
+  detail::check_attention_args(q, k, v, cu_seqlens, "attention_bwd");
+  int T = int(q.size(0)), H = int(q.size(1));
+  detail::check_tensor(dout, DType::kBF16, q.shape(), "attention_bwd dout");
+  detail::check_tensor(out, DType::kBF16, q.shape(), "attention_bwd out");
+  detail::check_tensor(lse, DType::kF32, {H, T}, "attention_bwd lse");
+  detail::check_tensor(dq, DType::kBF16, q.shape(), "attention_bwd dq");
+  detail::check_tensor(dk, DType::kBF16, k.shape(), "attention_bwd dk");
+  detail::check_tensor(dv, DType::kBF16, v.shape(), "attention_bwd dv");
+  if (T == 0) return;
+  core::Tensor delta = core::Tensor::empty({H, T}, DType::kF32, core::Device::kCuda);  // (H, T)
+  int64_t rows = int64_t(T) * H;
+  attention_delta_kernel<<<detail::blocks_for(rows * 32, 256, int64_t(1) << 30), 256, 0, stream>>>(
+      detail::ptr<bf16>(dout), detail::ptr<bf16>(out), detail::ptr<float>(delta), T, H,
+      int(q.size(2)));
+  HYD_CUDA_LAUNCH_CHECK();
+  if (q.size(2) == 64) {
+    launch_bwd<64>(dout, q, k, v, lse, delta, cu_seqlens, dq, dk, dv, stream);
+  } else {
+    launch_bwd<128>(dout, q, k, v, lse, delta, cu_seqlens, dq, dk, dv, stream);
+  }
+}
+
+}  // namespace hydraulis::cuda

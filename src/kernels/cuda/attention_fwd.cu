@@ -1,0 +1,200 @@
+// Flash-attention forward over a packed varlen batch: a block of 4 warps owns 64 queries of one
+// (sequence, head); each warp 16 query rows kept in registers (Q fragments, O accumulators, row
+// max m and partial sum l in the log2 domain). For each 64-key tile up to the diagonal:
+// S = Q·Kᵀ (mma), causal mask on the diagonal tile, online softmax, O += P·V with P reused from
+// the S accumulators as A fragments. Twin: cpu/attention.cpp (attention_fwd).
+#include "kernels/cuda/attention.h"
+
+#include <cmath>
+
+#include "kernels/cuda/attention_tiles.cuh"
+
+namespace hydraulis::cuda {
+
+namespace {
+
+using detail::bf16;
+constexpr int kBr = 64, kBc = 64, kThreads = 128;
+
+template <int kD>
+constexpr int fwd_smem_bytes() {
+  return (2 * kBr * (kD + 8) + kD * (kBc + 8)) * int(sizeof(bf16));
+}
+
+template <int kD>
+__global__ void __launch_bounds__(kThreads) attention_fwd_kernel(
+    const bf16* __restrict__ q, const bf16* __restrict__ k, const bf16* __restrict__ v,
+    const int32_t* __restrict__ cu, int num_seqs, int T, int H, int Hkv, float scale_log2,
+    bf16* __restrict__ out, float* __restrict__ lse) {
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  bf16* Qs = reinterpret_cast<bf16*>(smem_raw);  // (kBr, kD + 8)
+  bf16* Ks = Qs + kBr * (kD + 8);                // (kBc, kD + 8)
+  bf16* Vt = Ks + kBc * (kD + 8);                // (kD, kBc + 8): V tile transposed
+  constexpr int kQs = kD + 8, kVt = kBc + 8;
+
+  int seq, qt;
+  if (!detail::find_tile<kBr>(cu, num_seqs, blockIdx.x, seq, qt)) return;
+  const int h = blockIdx.y, hk = h / (H / Hkv);
+  const int start = cu[seq], len = cu[seq + 1] - start, q0 = qt * kBr;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, c = lane & 3;
+
+  detail::load_tile<kBr, kD, kThreads>(Qs, q + (int64_t(start) * H + h) * kD, int64_t(H) * kD, q0, len);
+  __syncthreads();
+  uint32_t qf[kD / 16][4];  // this warp's 16 query rows as A fragments
+#pragma unroll
+  for (int kk = 0; kk < kD / 16; ++kk) {
+    int r = warp * 16 + g, col = kk * 16 + 2 * c;
+    qf[kk][0] = detail::smem_pair(Qs, kQs, r, col);
+    qf[kk][1] = detail::smem_pair(Qs, kQs, r + 8, col);
+    qf[kk][2] = detail::smem_pair(Qs, kQs, r, col + 8);
+    qf[kk][3] = detail::smem_pair(Qs, kQs, r + 8, col + 8);
+  }
+  float o[kD / 8][4] = {};
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
+  const int qi[2] = {q0 + warp * 16 + g, q0 + warp * 16 + g + 8};  // local query index of rows
+
+  for (int kt = 0; kt <= qt; ++kt) {
+    __syncthreads();  // previous tile fully consumed
+    const int64_t kv_off = (int64_t(start) * Hkv + hk) * kD, kv_ld = int64_t(Hkv) * kD;
+    detail::load_tile<kBc, kD, kThreads>(Ks, k + kv_off, kv_ld, kt * kBc, len);
+    detail::load_tile_transposed<kBc, kD, kThreads>(Vt, v + kv_off, kv_ld, kt * kBc, len);
+    __syncthreads();
+
+    float s[kBc / 8][4] = {};  // (16, kBc) scores of this warp
+#pragma unroll
+    for (int n = 0; n < kBc / 8; ++n) {
+#pragma unroll
+      for (int kk = 0; kk < kD / 16; ++kk) {
+        uint32_t b0 = detail::smem_pair(Ks, kQs, n * 8 + g, kk * 16 + 2 * c);
+        uint32_t b1 = detail::smem_pair(Ks, kQs, n * 8 + g, kk * 16 + 2 * c + 8);
+        detail::mma_bf16(s[n], qf[kk], b0, b1);
+      }
+    }
+    const bool diagonal = kt == qt;
+    float mx[2] = {m[0], m[1]};
+#pragma unroll
+    for (int n = 0; n < kBc / 8; ++n) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        int key = kt * kBc + n * 8 + 2 * c + (e & 1);
+        float x = s[n][e] * scale_log2;
+        if (diagonal && (key > qi[e >> 1] || key >= len)) x = -INFINITY;
+        s[n][e] = x;
+        mx[e >> 1] = fmaxf(mx[e >> 1], x);
+      }
+    }
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+    }
+    float alpha[2];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      alpha[r] = exp2f(m[r] - mx[r]);  // m = −inf on the first tile: alpha = 0
+      m[r] = mx[r];
+      l[r] *= alpha[r];
+    }
+#pragma unroll
+    for (int n = 0; n < kBc / 8; ++n) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        float p = exp2f(s[n][e] - m[e >> 1]);
+        s[n][e] = p;
+        l[e >> 1] += p;
+      }
+    }
+#pragma unroll
+    for (int n = 0; n < kD / 8; ++n) {
+      o[n][0] *= alpha[0];
+      o[n][1] *= alpha[0];
+      o[n][2] *= alpha[1];
+      o[n][3] *= alpha[1];
+    }
+#pragma unroll
+    for (int kk = 0; kk < kBc / 16; ++kk) {
+      uint32_t pa[4] = {detail::pack_bf16(s[2 * kk][0], s[2 * kk][1]),
+                        detail::pack_bf16(s[2 * kk][2], s[2 * kk][3]),
+                        detail::pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]),
+                        detail::pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+#pragma unroll
+      for (int n = 0; n < kD / 8; ++n) {
+        uint32_t b0 = detail::smem_pair(Vt, kVt, n * 8 + g, kk * 16 + 2 * c);
+        uint32_t b1 = detail::smem_pair(Vt, kVt, n * 8 + g, kk * 16 + 2 * c + 8);
+        detail::mma_bf16(o[n], pa, b0, b1);
+      }
+    }
+  }
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
+    l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
+  }
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    if (qi[r] >= len) continue;
+    int64_t tok = start + qi[r];
+    float inv = 1.f / l[r];
+    bf16* orow = out + (tok * H + h) * kD;  // (kD)
+#pragma unroll
+    for (int n = 0; n < kD / 8; ++n) {
+      *reinterpret_cast<__nv_bfloat162*>(orow + n * 8 + 2 * c) =
+          __floats2bfloat162_rn(o[n][2 * r] * inv, o[n][2 * r + 1] * inv);
+    }
+    if (c == 0) lse[int64_t(h) * T + tok] = (m[r] + log2f(l[r])) / detail::kLog2e;
+  }
+}
+
+template <int kD>
+void launch_fwd(const core::Tensor& q, const core::Tensor& k, const core::Tensor& v,
+                const core::Tensor& cu, core::Tensor& out, core::Tensor& lse, cudaStream_t stream) {
+  int T = int(q.size(0)), H = int(q.size(1)), Hkv = int(k.size(1)), B = int(cu.numel() - 1);
+  constexpr int smem = fwd_smem_bytes<kD>();
+  HYD_CUDA_CHECK(cudaFuncSetAttribute(attention_fwd_kernel<kD>,
+                                      cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  dim3 grid((T + kBr - 1) / kBr + B, H);
+  float scale_log2 = float(1.0 / std::sqrt(double(kD))) * detail::kLog2e;
+  attention_fwd_kernel<kD><<<grid, kThreads, smem, stream>>>(
+      detail::ptr<bf16>(q), detail::ptr<bf16>(k), detail::ptr<bf16>(v), detail::ptr<int32_t>(cu),
+      B, T, H, Hkv, scale_log2, detail::ptr<bf16>(out), detail::ptr<float>(lse));
+  HYD_CUDA_LAUNCH_CHECK();
+}
+
+}  // namespace
+
+namespace detail {
+// Shared with attention_bwd.cu: the common argument checks of both directions.
+void check_attention_args(const core::Tensor& q, const core::Tensor& k, const core::Tensor& v,
+                          const core::Tensor& cu, const char* op) {
+  using core::DType;
+  HYD_CHECK(q.dim() == 3 && k.dim() == 3, "{}: q (T, H, D) and k (T, Hkv, D) expected, got {} and {}",
+            op, q.describe(), k.describe());
+  int64_t T = q.size(0), H = q.size(1), Hkv = k.size(1), D = q.size(2);
+  check_tensor(q, DType::kBF16, {}, op);
+  check_tensor(k, DType::kBF16, {T, Hkv, D}, op);
+  check_tensor(v, DType::kBF16, {T, Hkv, D}, op);
+  check_tensor(cu, DType::kI32, {}, op);
+  HYD_CHECK(cu.dim() == 1 && cu.numel() >= 2, "{}: cu_seqlens must be (B + 1), is {}", op,
+            cu.describe());
+  HYD_CHECK(Hkv > 0 && H % Hkv == 0, "{}: kv heads {} must divide query heads {}", op, Hkv, H);
+  HYD_CHECK(D == 64 || D == 128, "{}: head dim {} unsupported (64 or 128)", op, D);
+  HYD_CHECK(aligned16(q.raw_data()) && aligned16(k.raw_data()) && aligned16(v.raw_data()),
+            "{}: q, k, v must be 16-byte aligned", op);
+}
+}  // namespace detail
+
+void attention_fwd(const core::Tensor& q, const core::Tensor& k, const core::Tensor& v,
+                   const core::Tensor& cu_seqlens, core::Tensor& out, core::Tensor& lse,
+                   cudaStream_t stream) {
+  detail::check_attention_args(q, k, v, cu_seqlens, "attention_fwd");
+  detail::check_tensor(out, core::DType::kBF16, q.shape(), "attention_fwd out");
+  detail::check_tensor(lse, core::DType::kF32, {q.size(1), q.size(0)}, "attention_fwd lse");
+  if (q.size(0) == 0) return;
+  if (q.size(2) == 64) {
+    launch_fwd<64>(q, k, v, cu_seqlens, out, lse, stream);
+  } else {
+    launch_fwd<128>(q, k, v, cu_seqlens, out, lse, stream);
+  }
+}
+
+}  // namespace hydraulis::cuda

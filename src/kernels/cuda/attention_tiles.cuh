@@ -1,0 +1,88 @@
+// Building blocks of the flash-attention kernels (attention_fwd.cu, attention_bwd.cu): the
+// bf16 m16n8k16 tensor-core MMA, fragment packing, tile loads into padded shared memory (row-major
+// or transposed) and the varlen tile schedule. Fragment layout of mma.m16n8k16 (g = lane / 4,
+// c = lane % 4): A regs {(g, 2c), (g+8, 2c), (g, 2c+8), (g+8, 2c+8)} (each a bf16 pair along k),
+// B regs {(k = 2c, n = g), (k = 2c+8, n = g)}, C/D {(g, 2c), (g, 2c+1), (g+8, 2c), (g+8, 2c+1)}.
+#pragma once
+
+#include "kernels/cuda/common.cuh"
+
+namespace hydraulis::cuda::detail {
+
+constexpr float kLog2e = 1.4426950408889634f;
+
+__device__ __forceinline__ void mma_bf16(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
+                                         uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+      "{%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
+  __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<uint32_t*>(&h);
+}
+
+// The 32-bit word holding elements (row, col) and (row, col + 1) of a padded smem tile.
+__device__ __forceinline__ uint32_t smem_pair(const bf16* tile, int stride, int row, int col) {
+  return *reinterpret_cast<const uint32_t*>(tile + row * stride + col);
+}
+
+// Copies rows [row0, row0 + kRows) of one head of a (T, heads, D) tensor into smem
+// dst[r][d] (row stride kD + 8); rows at or past `len` (the sequence end) become zeros.
+// `src` points at the sequence's first token, head already applied; `ld` = heads·D.
+template <int kRows, int kD, int kThreads>
+__device__ __forceinline__ void load_tile(bf16* dst, const bf16* src, int64_t ld, int row0,
+                                          int len) {
+  constexpr int kVecPerRow = kD / 8;
+  for (int i = threadIdx.x; i < kRows * kVecPerRow; i += kThreads) {
+    int r = i / kVecPerRow, d = (i % kVecPerRow) * 8;
+    uint4 val = make_uint4(0, 0, 0, 0);
+    if (row0 + r < len) val = *reinterpret_cast<const uint4*>(src + int64_t(row0 + r) * ld + d);
+    *reinterpret_cast<uint4*>(dst + r * (kD + 8) + d) = val;
+  }
+}
+
+// Same rows, stored transposed: dst[d][r] (row stride kRows + 8).
+template <int kRows, int kD, int kThreads>
+__device__ __forceinline__ void load_tile_transposed(bf16* dst, const bf16* src, int64_t ld,
+                                                     int row0, int len) {
+  constexpr int kVecPerRow = kD / 8;
+  for (int i = threadIdx.x; i < kRows * kVecPerRow; i += kThreads) {
+    int r = i / kVecPerRow, d = (i % kVecPerRow) * 8;
+    uint4 val = make_uint4(0, 0, 0, 0);
+    if (row0 + r < len) val = *reinterpret_cast<const uint4*>(src + int64_t(row0 + r) * ld + d);
+    const bf16* e = reinterpret_cast<const bf16*>(&val);
+#pragma unroll
+    for (int j = 0; j < 8; ++j) dst[(d + j) * (kRows + 8) + r] = e[j];
+  }
+}
+
+// Varlen schedule: block `index` of a grid of Σ_b ceil(L_b / kTile) (+ slack) tiles maps to
+// sequence b and tile `tile` of it, the heaviest (last) causal tile of a sequence first.
+// Returns false for slack blocks. One thread scans; the answer is broadcast through smem.
+template <int kTile>
+__device__ __forceinline__ bool find_tile(const int32_t* cu, int num_seqs, int index, int& seq,
+                                          int& tile) {
+  __shared__ int found[2];
+  if (threadIdx.x == 0) {
+    found[0] = -1;
+    for (int b = 0; b < num_seqs; ++b) {
+      int n = (cu[b + 1] - cu[b] + kTile - 1) / kTile;
+      if (index < n) {
+        found[0] = b;
+        found[1] = n - 1 - index;
+        break;
+      }
+      index -= n;
+    }
+  }
+  __syncthreads();
+  seq = found[0];
+  tile = found[1];
+  return seq >= 0;
+}
+
+}  // namespace hydraulis::cuda::detail

@@ -1,0 +1,84 @@
+// Embedding kernels: gather (16-byte copies when C % 8 == 0) and an atomic scatter-add into the
+// fp32 gradient (red.global.add, one per element). Twin: cpu/embedding.cpp.
+#include "kernels/cuda/embedding.h"
+
+#include "kernels/cuda/common.cuh"
+
+namespace hydraulis::cuda {
+
+namespace {
+
+using detail::bf16;
+
+template <int kWidth>
+__global__ void embedding_fwd_kernel(const int32_t* __restrict__ ids, const bf16* __restrict__ table,
+                                     bf16* __restrict__ out, int T, int V, int C) {
+  int per_row = C / kWidth;
+  int64_t n = int64_t(T) * per_row;
+  for (int64_t idx = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; idx < n;
+       idx += int64_t(gridDim.x) * blockDim.x) {
+    int64_t t = idx / per_row;
+    int c = int(idx % per_row) * kWidth;
+    int id = ids[t];
+    if (id < 0 || id >= V) __trap();  // caller bug: ids are validated on the host
+    if constexpr (kWidth == 8) {
+      *reinterpret_cast<uint4*>(out + t * C + c) =
+          *reinterpret_cast<const uint4*>(table + int64_t(id) * C + c);
+    } else {
+      out[t * C + c] = table[int64_t(id) * C + c];
+    }
+  }
+}
+
+__global__ void embedding_bwd_kernel(const int32_t* __restrict__ ids, const bf16* __restrict__ dout,
+                                     float* __restrict__ dtable, int T, int V, int C) {
+  int64_t n = int64_t(T) * C;
+  for (int64_t idx = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; idx < n;
+       idx += int64_t(gridDim.x) * blockDim.x) {
+    int64_t t = idx / C;
+    int c = int(idx % C);
+    int id = ids[t];
+    if (id < 0 || id >= V) __trap();
+    atomicAdd(dtable + int64_t(id) * C + c, __bfloat162float(dout[idx]));
+  }
+}
+
+}  // namespace
+
+void embedding_fwd(const core::Tensor& ids, const core::Tensor& table, core::Tensor& out,
+                   cudaStream_t stream) {
+  using core::DType;
+  HYD_CHECK(table.dim() == 2, "embedding_fwd: table must be (V, C), is {}", table.describe());
+  int V = int(table.size(0)), C = int(table.size(1)), T = int(ids.numel());
+  detail::check_tensor(ids, DType::kI32, {T}, "embedding_fwd ids");
+  detail::check_tensor(table, DType::kBF16, {}, "embedding_fwd table");
+  detail::check_tensor(out, DType::kBF16, {T, C}, "embedding_fwd out");
+  if (int64_t(T) * C == 0) return;
+  bool vec = C % 8 == 0 && detail::aligned16(table.raw_data()) && detail::aligned16(out.raw_data());
+  int64_t work = int64_t(T) * C / (vec ? 8 : 1);
+  int grid = detail::blocks_for(work, 256, 132 * 16);
+  if (vec) {
+    embedding_fwd_kernel<8><<<grid, 256, 0, stream>>>(detail::ptr<int32_t>(ids), detail::ptr<bf16>(table),
+                                                      detail::ptr<bf16>(out), T, V, C);
+  } else {
+    embedding_fwd_kernel<1><<<grid, 256, 0, stream>>>(detail::ptr<int32_t>(ids), detail::ptr<bf16>(table),
+                                                      detail::ptr<bf16>(out), T, V, C);
+  }
+  HYD_CUDA_LAUNCH_CHECK();
+}
+
+void embedding_bwd(const core::Tensor& ids, const core::Tensor& dout, core::Tensor& dtable,
+                   cudaStream_t stream) {
+  using core::DType;
+  HYD_CHECK(dtable.dim() == 2, "embedding_bwd: dtable must be (V, C), is {}", dtable.describe());
+  int V = int(dtable.size(0)), C = int(dtable.size(1)), T = int(ids.numel());
+  detail::check_tensor(ids, DType::kI32, {T}, "embedding_bwd ids");
+  detail::check_tensor(dout, DType::kBF16, {T, C}, "embedding_bwd dout");
+  detail::check_tensor(dtable, DType::kF32, {}, "embedding_bwd dtable (accumulates in f32)");
+  if (int64_t(T) * C == 0) return;
+  embedding_bwd_kernel<<<detail::blocks_for(int64_t(T) * C, 256, 132 * 16), 256, 0, stream>>>(
+      detail::ptr<int32_t>(ids), detail::ptr<bf16>(dout), detail::ptr<float>(dtable), T, V, C);
+  HYD_CUDA_LAUNCH_CHECK();
+}
+
+}  // namespace hydraulis::cuda

@@ -1,0 +1,20 @@
+// Linear layer on the device through cuBLASLt: bf16 operands, fp32 accumulation (CUBLAS_COMPUTE_32F),
+// nn.Linear layout y = x·Wᵀ. The weight gradient accumulates straight into an f32 (or bf16) buffer
+// through the GEMM's beta = 1 epilogue, so micro-batches sum without an extra kernel.
+// Twin of cpu::matmul_*. Tests: tests/kernels_cuda/matmul_test.cpp; bench: bench/kernels/.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include "core/tensor.h"
+
+namespace hydraulis::cuda {
+
+// x (N, K) bf16, w (M, K) bf16 -> y (N, M) bf16.
+void matmul_fwd(const core::Tensor& x, const core::Tensor& w, core::Tensor& y, cudaStream_t stream);
+
+// dx (N, K) bf16 = dy·W (skipped when dx is undefined); dw (M, K) f32 or bf16 += dyᵀ·x.
+void matmul_bwd(const core::Tensor& dy, const core::Tensor& x, const core::Tensor& w,
+                core::Tensor& dx, core::Tensor& dw, cudaStream_t stream);
+
+}  // namespace hydraulis::cuda

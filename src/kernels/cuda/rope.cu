@@ -1,0 +1,69 @@
+// RoPE kernel: one thread per (token, head, pair i < D/2); the token's position comes from a
+// binary search of cu_seqlens, the angle p·inv_freq_i in fp32 with accurate sincosf (positions
+// reach 10^5, where the fast intrinsics drift). Twin: cpu/rope.cpp.
+#include "kernels/cuda/rope.h"
+
+#include "kernels/cuda/common.cuh"
+
+namespace hydraulis::cuda {
+
+namespace {
+
+using detail::bf16;
+
+__global__ void rope_kernel(const bf16* x, const int32_t* __restrict__ cu, int num_seqs,
+                            float log2_theta, float sign, bf16* y, int T, int H, int D) {
+  int half = D / 2;
+  int64_t n = int64_t(T) * H * half;
+  for (int64_t idx = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; idx < n;
+       idx += int64_t(gridDim.x) * blockDim.x) {
+    int i = int(idx % half);
+    int64_t th = idx / half;  // t·H + h
+    int t = int(th / H);
+    int p = t - cu[detail::sequence_of(cu, num_seqs, t)];
+    // inv_freq_i = 1 / theta^(2i/D) = 2^(−log2(theta)·2i/D), as HF in fp32.
+    float inv_freq = 1.f / exp2f(log2_theta * float(2 * i) / float(D));
+    float s, c;
+    sincosf(float(p) * inv_freq, &s, &c);
+    s *= sign;
+    const bf16* xr = x + th * D;  // (D)
+    bf16* yr = y + th * D;        // (D)
+    float x1 = __bfloat162float(xr[i]), x2 = __bfloat162float(xr[i + half]);
+    yr[i] = __float2bfloat16_rn(x1 * c - x2 * s);
+    yr[i + half] = __float2bfloat16_rn(x2 * c + x1 * s);
+  }
+}
+
+void rope_run(const core::Tensor& in, const core::Tensor& cu_seqlens, double theta, float sign,
+              core::Tensor& out, cudaStream_t stream, const char* op) {
+  using core::DType;
+  HYD_CHECK(in.dim() == 3, "{}: input must be (T, H, D), is {}", op, in.describe());
+  int T = int(in.size(0)), H = int(in.size(1)), D = int(in.size(2));
+  HYD_CHECK(D % 2 == 0, "{}: head dim D = {} must be even", op, D);
+  HYD_CHECK(theta > 0, "{}: theta = {} must be > 0", op, theta);
+  detail::check_tensor(in, DType::kBF16, {}, op);
+  detail::check_tensor(out, DType::kBF16, in.shape(), op);
+  detail::check_tensor(cu_seqlens, DType::kI32, {}, op);
+  HYD_CHECK(cu_seqlens.dim() == 1 && cu_seqlens.numel() >= 2, "{}: cu_seqlens must be (B + 1), is {}",
+            op, cu_seqlens.describe());
+  int64_t n = int64_t(T) * H * (D / 2);
+  if (n == 0) return;
+  rope_kernel<<<detail::blocks_for(n, 256, 132 * 32), 256, 0, stream>>>(
+      detail::ptr<bf16>(in), detail::ptr<int32_t>(cu_seqlens), int(cu_seqlens.numel() - 1),
+      float(std::log2(theta)), sign, detail::ptr<bf16>(out), T, H, D);
+  HYD_CUDA_LAUNCH_CHECK();
+}
+
+}  // namespace
+
+void rope_fwd(const core::Tensor& x, const core::Tensor& cu_seqlens, double theta, core::Tensor& y,
+              cudaStream_t stream) {
+  rope_run(x, cu_seqlens, theta, 1.f, y, stream, "rope_fwd");
+}
+
+void rope_bwd(const core::Tensor& dy, const core::Tensor& cu_seqlens, double theta,
+              core::Tensor& dx, cudaStream_t stream) {
+  rope_run(dy, cu_seqlens, theta, -1.f, dx, stream, "rope_bwd");
+}
+
+}  // namespace hydraulis::cuda
