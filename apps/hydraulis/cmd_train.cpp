@@ -1,0 +1,179 @@
+// `hydraulis train`: single-device training of a named LLaMA config on an indexed data set
+// (design.md's command line contract; docs/training.md). Builds a train::TrainerConfig from the
+// options, prints the model, the memory forecast and a progress line per step, and writes the
+// metrics JSONL. Multi-device options (--strategies, --scheme-space) arrive with the distributed
+// runtime; --device cuda with the CUDA backend.
+#include <cstdio>
+#include <limits>
+#include <memory>
+
+#include "apps/hydraulis/commands.h"
+#include "core/progress.h"
+#include "data/indexed_dataset.h"
+#include "model/config.h"
+#include "train/trainer.h"
+
+namespace hydraulis::apps {
+
+namespace {
+
+struct TrainArgs {
+  std::string model = "tiny";
+  std::string data_prefix;
+  std::string device = "cpu";
+  int64_t steps = 10;
+  int64_t global_token_num = 8192;
+  int64_t max_seq_len = 1024;
+  int64_t micro_batch_tokens = 0;
+  int64_t vocab_size = 0;
+  uint64_t seed = 1234;
+  std::string metrics;
+  double lr = 1e-4;
+  double min_lr = -1;
+  int64_t warmup_steps = 0;
+  double weight_decay = 0.01;
+  double max_grad_norm = 1.0;
+  std::string recompute = "none";
+  std::string order = "sequential";
+  bool skip_nonfinite = false;
+  bool dry_run = false;
+  std::string strategies;
+  std::string scheme_space;
+};
+
+core::Status run_train(const TrainArgs& args) {
+  if (args.device == "cuda") {
+    return core::make_error(core::StatusCode::kUnimplemented,
+                            "--device cuda: the CUDA training backend is not available in this "
+                            "build yet; train on the CPU with --device cpu");
+  }
+  if (!args.strategies.empty() || !args.scheme_space.empty()) {
+    return core::make_error(core::StatusCode::kUnimplemented,
+                            "--strategies/--scheme-space need the multi-device runtime, which is "
+                            "not available in this build yet; leave them out to train on one "
+                            "device");
+  }
+  HYD_ASSIGN_OR_RETURN(model::LlamaConfig model, model::llama_config(args.model, args.vocab_size));
+  train::TrainerConfig config;
+  config.model = model;
+  config.model_options.recompute =
+      args.recompute == "full" ? model::Recompute::kFull : model::Recompute::kNone;
+  config.steps = args.steps;
+  config.global_token_num = args.global_token_num;
+  config.max_seq_len = args.max_seq_len;
+  config.micro_batch_tokens = args.micro_batch_tokens;
+  config.seed = args.seed;
+  config.order =
+      args.order == "shuffled" ? data::DocumentOrder::kShuffled : data::DocumentOrder::kSequential;
+  config.lr = {args.lr, args.min_lr >= 0 ? args.min_lr : args.lr / 10, args.warmup_steps,
+               args.steps};
+  config.adamw.weight_decay = args.weight_decay;
+  config.adamw.max_grad_norm = args.max_grad_norm;
+  config.nonfinite =
+      args.skip_nonfinite ? train::NonfinitePolicy::kSkipStep : train::NonfinitePolicy::kStop;
+  config.metrics_path = args.metrics;
+  HYD_RETURN_IF_ERROR(config.validate());
+
+  const int64_t cap = args.micro_batch_tokens > 0 ? args.micro_batch_tokens : args.max_seq_len;
+  model::MemoryEstimate memory = model::estimate_memory(model, cap, config.model_options);
+  std::fprintf(stderr, "model %s\n", model.describe().c_str());
+  std::fprintf(stderr,
+               "memory forecast: %s (weights+grads+AdamW %s, activations %s, workspace %s) for "
+               "%lld-token micro-batches; %s available\n",
+               core::format_bytes(double(memory.total())).c_str(),
+               core::format_bytes(double(memory.parameter_bytes)).c_str(),
+               core::format_bytes(double(memory.activation_bytes)).c_str(),
+               core::format_bytes(double(memory.transient_bytes)).c_str(),
+               static_cast<long long>(cap),
+               core::format_bytes(double(train::available_host_memory())).c_str());
+  if (args.dry_run) return core::Status::ok();
+
+  HYD_ASSIGN_OR_RETURN(data::IndexedDataset dataset, data::IndexedDataset::open(args.data_prefix));
+  HYD_ASSIGN_OR_RETURN(auto trainer, train::Trainer::create(config, dataset));
+  double tokens = 0, seconds = 0;
+  HYD_RETURN_IF_ERROR(trainer->run([&](const train::StepMetrics& m) {
+    if (m.step == 1 && args.steps > 1) return;  // first step warms caches and threads
+    tokens += double(m.tokens);
+    seconds += m.step_ms / 1e3;
+  }));
+  const auto& history = trainer->history();
+  std::printf("trained %lld steps of %s: loss %.4f -> %.4f, %s tokens/s (steps 2..%lld)%s%s\n",
+              static_cast<long long>(history.size()), model.name.c_str(), history.front().loss,
+              history.back().loss, core::format_count(seconds > 0 ? tokens / seconds : 0).c_str(),
+              static_cast<long long>(history.size()), args.metrics.empty() ? "" : ", metrics in ",
+              args.metrics.c_str());
+  return core::Status::ok();
+}
+
+}  // namespace
+
+void add_train_command(CLI::App& root, CommandList& commands) {
+  CLI::App* app = root.add_subcommand(
+      "train",
+      "Train a LLaMA model on one device (docs/training.md).\n"
+      "Global batches of exactly --global-token-num tokens come from the data set in order\n"
+      "(spec.md §1), are packed into micro-batches of at most --micro-batch-tokens positions,\n"
+      "and every micro-batch's gradient is accumulated before one AdamW step (warm-up + cosine\n"
+      "learning rate, global grad-norm clipping). The loss is the mean over the step's tokens.\n"
+      "Prints a progress line per step; --metrics writes one JSON line per step.");
+  auto args = std::make_shared<TrainArgs>();
+  std::vector<std::string> names = model::llama_config_names();
+  app->add_option("--model", args->model, "Model config")
+      ->capture_default_str()
+      ->check(CLI::IsMember(names));
+  app->add_option("--data", args->data_prefix, "Indexed data set prefix P (P.bin + P.idx)");
+  app->add_option("--device", args->device, "cpu or cuda")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"cpu", "cuda"}));
+  app->add_option("--steps", args->steps, "Optimizer steps")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, std::numeric_limits<int64_t>::max()));
+  app->add_option("--global-token-num", args->global_token_num, "Tokens per global batch")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{2}, std::numeric_limits<int64_t>::max()));
+  app->add_option("--max-seq-len", args->max_seq_len,
+                  "Longest sequence is MAX_SEQ_LEN + 1 tokens (longer documents are cut)")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
+  app->add_option("--micro-batch-tokens", args->micro_batch_tokens,
+                  "Positions per micro-batch (default: --max-seq-len)")
+      ->check(CLI::NonNegativeNumber);
+  app->add_option("--vocab-size", args->vocab_size,
+                  "Model vocabulary (default: GPT-2's 50257 padded to 50304)")
+      ->check(CLI::NonNegativeNumber);
+  app->add_option("--seed", args->seed, "Seed of the weight init (and of --order shuffled)")
+      ->capture_default_str();
+  app->add_option("--metrics", args->metrics, "Metrics JSONL, one line per step");
+  app->add_option("--lr", args->lr, "Peak learning rate")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app->add_option("--min-lr", args->min_lr,
+                  "Learning rate at the end of the cosine (default lr/10)");
+  app->add_option("--warmup-steps", args->warmup_steps, "Linear warm-up steps")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app->add_option("--weight-decay", args->weight_decay, "AdamW weight decay (matrices only)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app->add_option("--max-grad-norm", args->max_grad_norm, "Global grad-norm clip (0: off)")
+      ->capture_default_str();
+  app->add_option("--recompute", args->recompute, "Activation recomputation: none or full")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"none", "full"}));
+  app->add_option("--order", args->order, "Document order: sequential or shuffled (per epoch)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"sequential", "shuffled"}));
+  app->add_flag("--skip-nonfinite", args->skip_nonfinite,
+                "Skip a step whose loss or gradients hold NaN/Inf instead of stopping");
+  app->add_flag("--dry-run", args->dry_run, "Print the model and the memory forecast, then exit");
+  app->add_option("--strategies", args->strategies, "Strategy list (multi-device runtime)");
+  app->add_option("--scheme-space", args->scheme_space, "Scheme-space JSON (multi-device runtime)");
+  commands.push_back({app, [args]() -> core::Status {
+                        if (args->data_prefix.empty() && !args->dry_run) {
+                          return core::invalid_argument("--data P is required (P.bin + P.idx)");
+                        }
+                        return run_train(*args);
+                      }});
+}
+
+}  // namespace hydraulis::apps

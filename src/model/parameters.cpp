@@ -1,0 +1,135 @@
+// Parameter naming, shapes and the counter-based initialisation (docs/model.md, "Parameters").
+#include "model/parameters.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <cstring>
+#include <numbers>
+
+#include "kernels/cpu/parallel.h"
+
+namespace hydraulis::model {
+
+namespace {
+
+// SplitMix64's finaliser: a bijective 64-bit mix (Steele, Lea, Flood 2014).
+uint64_t mix64(uint64_t z) {
+  z += 0x9e3779b97f4a7c15ull;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+// Uniform in (0, 1]: the top 53 bits, shifted by one ulp so log() never sees 0.
+double unit_open(uint64_t bits) {
+  return double((bits >> 11) + 1) * 0x1.0p-53;
+}
+
+}  // namespace
+
+double init_normal(uint64_t seed, uint64_t stream, uint64_t index) {
+  // key = mix(mix(seed) ^ stream) ^ index; two draws per element; Box-Muller's cosine branch.
+  uint64_t key = mix64(mix64(seed) ^ stream) ^ (index * 2);
+  double u1 = unit_open(mix64(key));
+  double u2 = unit_open(mix64(key ^ 1));
+  return std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * std::numbers::pi * u2);
+}
+
+ParameterStore ParameterStore::create(const LlamaConfig& config, core::DType dtype) {
+  HYD_CHECK(config.validate().is_ok(), "ParameterStore::create: invalid config: {}",
+            config.validate().message());
+  HYD_CHECK(dtype == core::DType::kF32 || dtype == core::DType::kF64,
+            "master weights are f32 (or f64 for tests), got {}", core::dtype_name(dtype));
+  ParameterStore store;
+  store.dtype_ = dtype;
+  const int64_t C = config.hidden, F = config.ffn_hidden, V = config.vocab_size;
+  // GPT-2 / Megatron init: N(0, 0.02²); projections into the residual stream (o_proj,
+  // down_proj) scaled by 1/sqrt(2L) so the residual's variance does not grow with depth.
+  constexpr double kStd = 0.02;
+  const double residual_std = kStd / std::sqrt(2.0 * double(config.num_layers));
+  store.embedding_ = store.add("model.embed_tokens.weight", {V, C}, WeightDecay::kApply, -1, kStd);
+  for (int64_t i = 0; i < config.num_layers; ++i) {
+    std::string p = fmt::format("model.layers.{}.", i);
+    LayerParameterIds ids{};
+    ids.input_norm = store.add(p + "input_layernorm.weight", {C}, WeightDecay::kNone, i, 0);
+    ids.q_proj = store.add(p + "self_attn.q_proj.weight", {config.q_width(), C},
+                           WeightDecay::kApply, i, kStd);
+    ids.k_proj = store.add(p + "self_attn.k_proj.weight", {config.kv_width(), C},
+                           WeightDecay::kApply, i, kStd);
+    ids.v_proj = store.add(p + "self_attn.v_proj.weight", {config.kv_width(), C},
+                           WeightDecay::kApply, i, kStd);
+    ids.o_proj = store.add(p + "self_attn.o_proj.weight", {C, config.q_width()},
+                           WeightDecay::kApply, i, residual_std);
+    ids.post_attention_norm =
+        store.add(p + "post_attention_layernorm.weight", {C}, WeightDecay::kNone, i, 0);
+    ids.gate_up_proj =
+        store.add(p + "mlp.gate_up_proj.weight", {2 * F, C}, WeightDecay::kApply, i, kStd);
+    ids.down_proj =
+        store.add(p + "mlp.down_proj.weight", {C, F}, WeightDecay::kApply, i, residual_std);
+    store.layers_.push_back(ids);
+  }
+  store.final_norm_ = store.add("model.norm.weight", {C}, WeightDecay::kNone, -1, 0);
+  store.lm_head_ = config.lm_head == LmHead::kTied
+                       ? store.embedding_
+                       : store.add("lm_head.weight", {V, C}, WeightDecay::kApply, -1, kStd);
+  return store;
+}
+
+size_t ParameterStore::add(std::string name, const core::Shape& shape, WeightDecay decay,
+                           int64_t layer, double init_std) {
+  Parameter p;
+  p.name = std::move(name);
+  p.value = core::Tensor::zeros(shape, dtype_);
+  p.grad = core::Tensor::zeros(shape, dtype_);
+  p.decay = decay;
+  p.layer = layer;
+  p.init_std = init_std;
+  params_.push_back(std::move(p));
+  return params_.size() - 1;
+}
+
+void ParameterStore::init(uint64_t seed) {
+  for (size_t s = 0; s < params_.size(); ++s) {
+    Parameter& p = params_[s];
+    const double std_dev = p.init_std;
+    const bool f64 = dtype_ == core::DType::kF64;
+    void* data = p.value.raw_data();
+    cpu::parallel_for(p.value.numel(), 1 << 14, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) {
+        float v = std_dev == 0 ? 1.0f : float(std_dev * init_normal(seed, s, uint64_t(i)));
+        if (f64) {
+          static_cast<double*>(data)[i] = v;
+        } else {
+          static_cast<float*>(data)[i] = v;
+        }
+      }
+    });
+  }
+}
+
+void ParameterStore::zero_grads() {
+  for (Parameter& p : params_) std::memset(p.grad.raw_data(), 0, p.grad.nbytes());
+}
+
+Parameter* ParameterStore::find(const std::string& name) {
+  for (Parameter& p : params_) {
+    if (p.name == name) return &p;
+  }
+  return nullptr;
+}
+
+const Parameter* ParameterStore::find(const std::string& name) const {
+  for (const Parameter& p : params_) {
+    if (p.name == name) return &p;
+  }
+  return nullptr;
+}
+
+int64_t ParameterStore::num_elements() const {
+  int64_t n = 0;
+  for (const Parameter& p : params_) n += p.value.numel();
+  return n;
+}
+
+}  // namespace hydraulis::model

@@ -1,0 +1,71 @@
+// ParameterStore: the model's named parameters (Hugging Face LLaMA names, QKV unfused, gate/up
+// fused), each a master tensor with its gradient, and their deterministic initialisation from a
+// seed with our own counter-based PRNG (identical on every platform and for any thread count).
+// Init and naming: docs/model.md. Tests: tests/model/parameters_test.cpp.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "core/tensor.h"
+#include "model/config.h"
+
+namespace hydraulis::model {
+
+enum class WeightDecay { kApply, kNone };  // AdamW decay on matrices, none on norm weights
+
+struct Parameter {
+  std::string name;    // "model.layers.3.self_attn.q_proj.weight"
+  core::Tensor value;  // master weights (f32, or f64 in the gradient tests)
+  core::Tensor grad;   // same shape and dtype; accumulated over a step's micro-batches
+  WeightDecay decay = WeightDecay::kApply;
+  int64_t layer = -1;   // decoder layer, -1 for embedding, final norm and LM head
+  double init_std = 0;  // 0: initialised to ones (norm weights)
+};
+
+// Indices into ParameterStore::all() of one decoder layer's tensors.
+struct LayerParameterIds {
+  size_t input_norm, q_proj, k_proj, v_proj, o_proj, post_attention_norm, gate_up_proj, down_proj;
+};
+
+class ParameterStore {
+ public:
+  // Zero-filled parameters and gradients of `config` in `dtype` (f32 or f64).
+  static ParameterStore create(const LlamaConfig& config, core::DType dtype = core::DType::kF32);
+
+  // value ~ N(0, init_std²) (norm weights = 1), drawn from (seed, parameter index, element index)
+  // through SplitMix64 + Box-Muller and rounded to f32 first (so f32 and f64 stores agree).
+  void init(uint64_t seed);
+  void zero_grads();
+
+  std::vector<Parameter>& all() { return params_; }
+  const std::vector<Parameter>& all() const { return params_; }
+  // nullptr when absent.
+  Parameter* find(const std::string& name);
+  const Parameter* find(const std::string& name) const;
+  Parameter& embedding() { return params_[embedding_]; }
+  Parameter& final_norm() { return params_[final_norm_]; }
+  // The LM head weight: lm_head.weight, or the embedding table when tied.
+  Parameter& lm_head() { return params_[lm_head_]; }
+  const LayerParameterIds& layer(int64_t i) const { return layers_[static_cast<size_t>(i)]; }
+  Parameter& at(size_t index) { return params_[index]; }
+
+  int64_t num_elements() const;
+  core::DType dtype() const { return dtype_; }
+
+ private:
+  size_t add(std::string name, const core::Shape& shape, WeightDecay decay, int64_t layer,
+             double init_std);
+
+  core::DType dtype_ = core::DType::kF32;
+  std::vector<Parameter> params_;
+  std::vector<LayerParameterIds> layers_;
+  size_t embedding_ = 0, final_norm_ = 0, lm_head_ = 0;
+};
+
+// The value of element `index` of the N(0, 1) stream `stream` of `seed` (the init's generator).
+double init_normal(uint64_t seed, uint64_t stream, uint64_t index);
+
+}  // namespace hydraulis::model

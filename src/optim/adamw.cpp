@@ -1,0 +1,57 @@
+// AdamW over the parameter store with global clipping (cpu::adamw_step, cpu::grad_norm_sq).
+#include "optim/adamw.h"
+
+#include <cmath>
+
+#include "model/tensor_ops.h"
+
+namespace hydraulis::optim {
+
+AdamW::AdamW(model::ParameterStore& params, AdamWOptions options)
+    : params_(params), options_(options) {
+  for (const model::Parameter& p : params_.all()) {
+    exp_avg_.push_back(core::Tensor::zeros(p.value.shape(), p.value.dtype()));
+    exp_avg_sq_.push_back(core::Tensor::zeros(p.value.shape(), p.value.dtype()));
+  }
+}
+
+double AdamW::grad_norm() const {
+  // Each tied tensor appears once in the store, so it is counted once.
+  std::vector<core::Tensor> grads;
+  for (const model::Parameter& p : params_.all()) grads.push_back(p.grad);
+  core::Tensor sum_sq = core::Tensor::empty({1}, core::DType::kF64);
+  cpu::grad_norm_sq(grads, sum_sq);
+  return std::sqrt(model::element(sum_sq, 0));
+}
+
+std::vector<NonfiniteGradient> AdamW::nonfinite_gradients() const {
+  std::vector<NonfiniteGradient> bad;
+  for (const model::Parameter& p : params_.all()) {
+    std::optional<int64_t> first = model::first_nonfinite(p.grad);
+    if (!first.has_value()) continue;
+    bad.push_back(
+        {p.name, p.layer, model::count_nonfinite(p.grad), *first, model::element(p.grad, *first)});
+  }
+  return bad;
+}
+
+StepResult AdamW::step(double lr, double grad_norm) {
+  StepResult result;
+  result.grad_norm = grad_norm;
+  result.clip_factor = cpu::grad_clip_factor(result.grad_norm, options_.max_grad_norm);
+  ++step_;
+  auto& all = params_.all();
+  for (size_t i = 0; i < all.size(); ++i) {
+    cpu::AdamWConfig config;
+    config.lr = lr;
+    config.beta1 = options_.beta1;
+    config.beta2 = options_.beta2;
+    config.eps = options_.eps;
+    config.weight_decay = all[i].decay == model::WeightDecay::kApply ? options_.weight_decay : 0.0;
+    cpu::adamw_step(all[i].value, all[i].grad, exp_avg_[i], exp_avg_sq_[i], config, step_,
+                    result.clip_factor);
+  }
+  return result;
+}
+
+}  // namespace hydraulis::optim

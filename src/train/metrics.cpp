@@ -1,0 +1,40 @@
+// Metrics JSONL lines (keys: metrics.h) written atomically after every step.
+#include "train/metrics.h"
+
+#include <cmath>
+
+#include "core/file.h"
+
+namespace hydraulis::train {
+
+namespace {
+// JSON has no NaN/Inf: a skipped step's non-finite values are written as null.
+core::Json number(double x) {
+  return std::isfinite(x) ? core::Json(x) : core::Json(nullptr);
+}
+}  // namespace
+
+core::Json StepMetrics::to_json() const {
+  core::Json j = core::Json::object();
+  j["step"] = step;
+  j["loss"] = number(loss);
+  j["tokens"] = tokens;
+  j["step_ms"] = step_ms;
+  j["strategy"] = strategy;
+  j["planning_ms"] = planning_ms;
+  j["tokens_per_s"] = tokens_per_s;
+  j["grad_norm"] = number(grad_norm);
+  j["lr"] = lr;
+  j["targets"] = targets;
+  j["micro_batches"] = micro_batches;
+  j["skipped"] = skipped;
+  return j;
+}
+
+core::Status MetricsWriter::append(const StepMetrics& metrics) {
+  text_ += metrics.to_json().dump() + "\n";
+  if (path_.empty()) return core::Status::ok();
+  return core::write_file_atomic(path_, text_);
+}
+
+}  // namespace hydraulis::train

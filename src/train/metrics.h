@@ -1,0 +1,44 @@
+// StepMetrics and the metrics JSONL writer (design.md "m.jsonl"): one JSON object per line and
+// step with the contract keys step, loss, tokens, step_ms, strategy, planning_ms, tokens_per_s,
+// plus grad_norm, lr, targets, micro_batches and skipped. The file is rewritten atomically after
+// every step (core::AtomicFile), so it is always complete. Docs: docs/training.md.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "core/json.h"
+#include "core/status.h"
+
+namespace hydraulis::train {
+
+struct StepMetrics {
+  int64_t step = 0;         // 1-based optimizer step
+  double loss = 0;          // mean token loss of the step (Σ over micro-batches, see docs)
+  int64_t tokens = 0;       // tokens of the global batch
+  int64_t targets = 0;      // training positions (the loss normaliser)
+  double step_ms = 0;       // wall time of the whole step (data, plan, fwd/bwd, optimizer)
+  int64_t strategy = 0;     // index into the strategy list (single device: 0)
+  double planning_ms = 0;   // time to cut the global batch into micro-batches
+  double tokens_per_s = 0;  // tokens / step time
+  double grad_norm = 0;     // global L2 norm before clipping
+  double lr = 0;            // learning rate used by this step
+  int64_t micro_batches = 0;
+  bool skipped = false;  // non-finite loss/gradients and --skip-nonfinite
+
+  core::Json to_json() const;
+};
+
+class MetricsWriter {
+ public:
+  // An empty path writes nothing.
+  explicit MetricsWriter(std::string path) : path_(std::move(path)) {}
+  core::Status append(const StepMetrics& metrics);
+  const std::string& text() const { return text_; }
+
+ private:
+  std::string path_;
+  std::string text_;
+};
+
+}  // namespace hydraulis::train

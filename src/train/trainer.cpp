@@ -1,0 +1,239 @@
+// The single-device training loop (docs/training.md): sample → load → pack → forward/backward per
+// micro-batch → non-finite check → clip + AdamW → metrics.
+#include "train/trainer.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+
+#include "core/progress.h"
+#include "model/tensor_ops.h"
+#include "train/packer.h"
+
+namespace hydraulis::train {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// "NaN", "+Inf" or "-Inf" (printf's "-nan" is platform noise).
+std::string nonfinite_name(double x) {
+  if (std::isnan(x)) return "NaN";
+  return x > 0 ? "+Inf" : "-Inf";
+}
+
+double ms_since(Clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+}
+
+}  // namespace
+
+int64_t available_host_memory() {
+  long pages = sysconf(_SC_AVPHYS_PAGES);
+  long page_size = sysconf(_SC_PAGESIZE);
+  if (pages <= 0 || page_size <= 0) return 0;
+  return int64_t(pages) * int64_t(page_size);
+}
+
+core::Status TrainerConfig::validate() const {
+  HYD_RETURN_IF_ERROR(model.validate());
+  HYD_RETURN_IF_ERROR(lr.validate());
+  if (steps < 1) return core::invalid_argument("--steps {} must be >= 1", steps);
+  if (global_token_num < 2) {
+    return core::invalid_argument("--global-token-num {} must be >= 2", global_token_num);
+  }
+  if (max_seq_len < 1) return core::invalid_argument("--max-seq-len {} must be >= 1", max_seq_len);
+  if (max_seq_len > model.max_seq_len) {
+    return core::invalid_argument(
+        "--max-seq-len {} exceeds model '{}''s maximum sequence length {}: lower it", max_seq_len,
+        model.name, model.max_seq_len);
+  }
+  int64_t cap = micro_batch_tokens == 0 ? max_seq_len : micro_batch_tokens;
+  if (cap < max_seq_len) {
+    return core::invalid_argument(
+        "--micro-batch-tokens {} is smaller than --max-seq-len {}: a sequence never spans "
+        "micro-batches, so raise it to at least {}",
+        cap, max_seq_len, max_seq_len);
+  }
+  return core::Status::ok();
+}
+
+Trainer::Trainer(const TrainerConfig& config, const data::IndexedDataset& dataset)
+    : config_(config), dataset_(dataset), metrics_(config.metrics_path) {}
+
+core::StatusOr<std::unique_ptr<Trainer>> Trainer::create(const TrainerConfig& config,
+                                                         const data::IndexedDataset& dataset) {
+  HYD_RETURN_IF_ERROR(config.validate());
+  std::unique_ptr<Trainer> trainer(new Trainer(config, dataset));
+  TrainerConfig& c = trainer->config_;
+  if (c.micro_batch_tokens == 0) c.micro_batch_tokens = c.max_seq_len;
+
+  // Memory forecast before any large allocation.
+  trainer->memory_ = model::estimate_memory(c.model, c.micro_batch_tokens, c.model_options);
+  const int64_t available =
+      c.available_memory_bytes > 0 ? c.available_memory_bytes : available_host_memory();
+  const model::MemoryEstimate& m = trainer->memory_;
+  if (available > 0 && m.total() > available) {
+    return core::make_error(
+        core::StatusCode::kResourceExhausted,
+        "model '{}' needs about {} on this device ({} weights, gradients and AdamW moments for "
+        "{:.2f}B parameters + {} activations + {} workspace for {}-token micro-batches) but only "
+        "{} is available: use a smaller model or --micro-batch-tokens, --recompute full, or a "
+        "multi-GPU scheme with more tp",
+        c.model.name, core::format_bytes(double(m.total())),
+        core::format_bytes(double(m.parameter_bytes)), double(c.model.num_parameters()) / 1e9,
+        core::format_bytes(double(m.activation_bytes)),
+        core::format_bytes(double(m.transient_bytes)), c.micro_batch_tokens,
+        core::format_bytes(double(available)));
+  }
+
+  data::SamplerConfig sampler;
+  sampler.mode = data::BatchMode::kTokenBudget;
+  sampler.global_token_num = c.global_token_num;
+  sampler.max_seq_len = c.max_seq_len;
+  sampler.order = c.order;
+  sampler.seed = c.seed;
+  auto created = data::GlobalBatchSampler::create(dataset.lengths(), sampler);
+  if (!created.is_ok()) return created.status().with_context("data set " + dataset.prefix());
+  trainer->sampler_ = std::make_unique<data::GlobalBatchSampler>(std::move(created).value());
+
+  trainer->params_ = std::make_unique<model::ParameterStore>(
+      model::ParameterStore::create(c.model, core::DType::kF32));
+  trainer->params_->init(c.seed);
+  trainer->model_ =
+      std::make_unique<model::LlamaModel>(c.model, *trainer->params_, c.model_options);
+  trainer->optimizer_ = std::make_unique<optim::AdamW>(*trainer->params_, c.adamw);
+  return trainer;
+}
+
+core::StatusOr<std::vector<std::vector<int32_t>>> Trainer::load(
+    const data::GlobalBatch& batch) const {
+  std::vector<std::vector<int32_t>> sequences;
+  std::vector<int32_t> document;
+  for (const data::SequenceRef& ref : batch.sequences) {
+    dataset_.tokens(ref.document, document);
+    HYD_CHECK(ref.offset + ref.tokens <= int64_t(document.size()),
+              "sampler reference past the end of document {}", ref.document);
+    std::vector<int32_t> seq(document.begin() + ref.offset,
+                             document.begin() + ref.offset + ref.tokens);
+    for (size_t i = 0; i < seq.size(); ++i) {
+      if (seq[i] < 0 || seq[i] >= config_.model.vocab_size) {
+        return core::out_of_range(
+            "document {} of {} holds token id {} at position {}, outside model '{}''s vocabulary "
+            "[0, {}): prepare the data with the model's tokenizer or use a larger vocabulary",
+            ref.document, dataset_.prefix(), seq[i], ref.offset + int64_t(i), config_.model.name,
+            config_.model.vocab_size);
+      }
+    }
+    sequences.push_back(std::move(seq));
+  }
+  return sequences;
+}
+
+core::StatusOr<StepMetrics> Trainer::step() {
+  const auto start = Clock::now();
+  StepMetrics m;
+  m.step = ++step_;
+  m.lr = config_.lr.lr_at(m.step);
+
+  // Data and packing ("planning": a single device has one strategy).
+  data::GlobalBatch batch = sampler_->next();
+  HYD_ASSIGN_OR_RETURN(auto sequences, load(batch));
+  const auto plan_start = Clock::now();
+  std::vector<int64_t> positions;
+  for (const auto& s : sequences) positions.push_back(int64_t(s.size()) - 1);
+  HYD_ASSIGN_OR_RETURN(auto packing, pack_greedy(positions, config_.micro_batch_tokens));
+  std::vector<model::MicroBatch> micro_batches;
+  for (const auto& members : packing) {
+    std::vector<std::vector<int32_t>> chosen;
+    for (size_t i : members) chosen.push_back(sequences[i]);
+    micro_batches.push_back(model::pack_sequences(chosen));
+  }
+  m.planning_ms = ms_since(plan_start);
+  m.tokens = batch.num_tokens();
+  for (const auto& mb : micro_batches) m.targets += mb.num_targets();
+  m.micro_batches = int64_t(micro_batches.size());
+  if (m.targets == 0) {
+    return core::invalid_argument("step {}: the global batch has no training positions", m.step);
+  }
+
+  // Forward/backward of every micro-batch; gradients accumulate, losses add up (each is already
+  // divided by the step's target count).
+  params_->zero_grads();
+  for (size_t i = 0; i < micro_batches.size(); ++i) {
+    auto loss = model_->forward_backward(micro_batches[i], m.targets);
+    if (!loss.is_ok()) {
+      return loss.status().with_context(fmt::format("step {}, micro-batch {}", m.step, i));
+    }
+    m.loss += *loss;
+  }
+
+  m.grad_norm = optimizer_->grad_norm();
+  if (!std::isfinite(m.loss) || !std::isfinite(m.grad_norm)) {
+    core::Status error = nonfinite_error(m.step, m.loss, micro_batches);
+    if (config_.nonfinite == NonfinitePolicy::kStop) return error;
+    if (config_.progress) {
+      std::fprintf(stderr, "warning: skipping the step: %s\n", error.message().c_str());
+    }
+    m.skipped = true;
+    params_->zero_grads();
+  } else {
+    optimizer_->step(m.lr, m.grad_norm);
+  }
+  m.step_ms = ms_since(start);
+  m.tokens_per_s = double(m.tokens) / (m.step_ms / 1e3);
+  history_.push_back(m);
+  HYD_RETURN_IF_ERROR(metrics_.append(m));
+  return m;
+}
+
+core::Status Trainer::nonfinite_error(int64_t step, double loss,
+                                      const std::vector<model::MicroBatch>& micro_batches) {
+  if (!std::isfinite(loss)) {
+    for (size_t i = 0; i < micro_batches.size(); ++i) {
+      model::NonfiniteReport report = model_->find_nonfinite(micro_batches[i]);
+      if (!report.found) continue;
+      return core::invalid_argument(
+          "step {}: the loss is {}; the first non-finite value of the forward pass is in {} "
+          "(layer {}, micro-batch {}): lower --lr or raise --warmup-steps, or pass "
+          "--skip-nonfinite",
+          step, nonfinite_name(loss), report.tensor, report.layer, i);
+    }
+    return core::invalid_argument("step {}: the loss is {} (no non-finite activation found)", step,
+                                  nonfinite_name(loss));
+  }
+  std::vector<optim::NonfiniteGradient> bad = optimizer_->nonfinite_gradients();
+  if (bad.empty()) {
+    return core::invalid_argument("step {}: the gradient norm is not finite (overflow of Σ g²)",
+                                  step);
+  }
+  const optim::NonfiniteGradient& b = bad.front();
+  return core::invalid_argument(
+      "step {}: the gradient of {} (layer {}) has {} non-finite values (first: element {} = {}); "
+      "{} parameter(s) affected: lower --lr or pass --skip-nonfinite",
+      step, b.parameter, b.layer, b.count, b.first_index, b.first_value, bad.size());
+}
+
+void Trainer::print_progress(const StepMetrics& m, double elapsed_s) const {
+  const double eta = elapsed_s / double(m.step) * double(config_.steps - m.step);
+  std::fprintf(stderr,
+               "step %lld/%lld  loss %.4f  grad norm %.3f  lr %.3g  %s tok/s  %.0f ms/step  "
+               "ETA %s%s\n",
+               static_cast<long long>(m.step), static_cast<long long>(config_.steps), m.loss,
+               m.grad_norm, m.lr, core::format_count(m.tokens_per_s).c_str(), m.step_ms,
+               core::format_duration(eta).c_str(), m.skipped ? "  (skipped)" : "");
+}
+
+core::Status Trainer::run(const std::function<void(const StepMetrics&)>& on_step) {
+  const auto start = Clock::now();
+  while (step_ < config_.steps) {
+    HYD_ASSIGN_OR_RETURN(StepMetrics m, step());
+    if (config_.progress) print_progress(m, ms_since(start) / 1e3);
+    if (on_step) on_step(m);
+  }
+  return core::Status::ok();
+}
+
+}  // namespace hydraulis::train

@@ -1,0 +1,91 @@
+// Single-device trainer: global batches from data::GlobalBatchSampler over an IndexedDataset,
+// greedy packing into micro-batches under a token cap, gradient accumulation over micro-batches
+// of any sizes (loss normalised by the step's target count), NaN/Inf detection naming the step,
+// layer and tensor, AdamW with warm-up + cosine LR and global clipping, metrics JSONL and a
+// progress line. Docs: docs/training.md. Tests: tests/train/train_test.cpp.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "data/indexed_dataset.h"
+#include "data/sampler.h"
+#include "model/config.h"
+#include "model/llama.h"
+#include "model/parameters.h"
+#include "optim/adamw.h"
+#include "optim/lr_schedule.h"
+#include "train/metrics.h"
+
+namespace hydraulis::train {
+
+enum class NonfinitePolicy {
+  kStop,      // return an error naming the step, layer and tensor
+  kSkipStep,  // log it, drop the step's gradients, keep going (the optimizer does not step)
+};
+
+struct TrainerConfig {
+  model::LlamaConfig model;
+  model::ModelOptions model_options;
+  int64_t steps = 10;
+  int64_t global_token_num = 8192;
+  int64_t max_seq_len = 1024;      // a sequence holds at most max_seq_len + 1 tokens
+  int64_t micro_batch_tokens = 0;  // cap on positions per micro-batch; 0: max_seq_len
+  uint64_t seed = 1234;            // init and (with shuffling) data order
+  data::DocumentOrder order = data::DocumentOrder::kSequential;
+  optim::LrSchedule lr;
+  optim::AdamWOptions adamw;
+  NonfinitePolicy nonfinite = NonfinitePolicy::kStop;
+  std::string metrics_path;            // "" writes no file
+  int64_t available_memory_bytes = 0;  // for the forecast; 0: read it from the system
+  bool progress = true;                // a progress line per step and warnings on stderr
+
+  // Ranges and consistency (before any allocation).
+  core::Status validate() const;
+};
+
+// Bytes of memory this process could still allocate (MemAvailable), 0 if unknown.
+int64_t available_host_memory();
+
+class Trainer {
+ public:
+  // Validates the config against the data, forecasts memory (error if it does not fit), then
+  // allocates and initialises the model from config.seed. `dataset` must outlive the trainer.
+  static core::StatusOr<std::unique_ptr<Trainer>> create(const TrainerConfig& config,
+                                                         const data::IndexedDataset& dataset);
+
+  // One optimizer step over the next global batch.
+  core::StatusOr<StepMetrics> step();
+  // config.steps steps; `on_step` (optional) sees every step's metrics.
+  core::Status run(const std::function<void(const StepMetrics&)>& on_step = {});
+
+  model::ParameterStore& params() { return *params_; }
+  model::LlamaModel& model() { return *model_; }
+  const std::vector<StepMetrics>& history() const { return history_; }
+  const model::MemoryEstimate& memory_estimate() const { return memory_; }
+
+ private:
+  Trainer(const TrainerConfig& config, const data::IndexedDataset& dataset);
+  // Token ids of the batch's sequences; error on ids outside the vocabulary.
+  core::StatusOr<std::vector<std::vector<int32_t>>> load(const data::GlobalBatch& batch) const;
+  core::Status nonfinite_error(int64_t step, double loss,
+                               const std::vector<model::MicroBatch>& micro_batches);
+  void print_progress(const StepMetrics& m, double elapsed_s) const;
+
+  TrainerConfig config_;
+  const data::IndexedDataset& dataset_;
+  std::unique_ptr<data::GlobalBatchSampler> sampler_;
+  std::unique_ptr<model::ParameterStore> params_;
+  std::unique_ptr<model::LlamaModel> model_;
+  std::unique_ptr<optim::AdamW> optimizer_;
+  MetricsWriter metrics_;
+  std::vector<StepMetrics> history_;
+  model::MemoryEstimate memory_;
+  int64_t step_ = 0;
+};
+
+}  // namespace hydraulis::train
