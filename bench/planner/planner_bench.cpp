@@ -61,6 +61,7 @@ struct Args {
   bool no_original = false;
   bool no_milp = false;
   int threads = 1;
+  int64_t shuffle_seed = -1;  // >= 0: documents shuffled per epoch with this seed
   std::string out;
 };
 
@@ -122,6 +123,10 @@ core::Status run(const Args& args) {
   data::SamplerConfig config;
   config.global_token_num = budget;
   config.max_seq_len = args.max_seq_len;
+  if (args.shuffle_seed >= 0) {
+    config.order = data::DocumentOrder::kShuffled;
+    config.seed = static_cast<uint64_t>(args.shuffle_seed);
+  }
   HYD_ASSIGN_OR_RETURN(data::GlobalBatchSampler sampler,
                        data::GlobalBatchSampler::create(docs, config));
   std::vector<std::vector<int64_t>> batches;
@@ -293,6 +298,8 @@ int main(int argc, char** argv) {
   app.add_flag("--no-milp", args.no_milp);
   app.add_option("--threads", args.threads, "Batches planned in parallel (each single-threaded)")
       ->capture_default_str();
+  app.add_option("--shuffle-seed", args.shuffle_seed,
+                 "Shuffle documents per epoch with this seed (default: file order, epochs repeat)");
   app.add_option("--out", args.out, "JSON report");
   CLI11_PARSE(app, argc, argv);
   if (args.data.empty() == args.lengths.empty()) {

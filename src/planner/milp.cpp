@@ -54,6 +54,9 @@ class MilpBuilder {
     model.setLogLevel(0);
     model.messageHandler()->setLogLevel(0);
     model.setNumberThreads(1);
+    // Wall-clock limit: CBC's default is process CPU time, which runs N times faster when N
+    // batches are planned in parallel threads and would starve every solve.
+    model.setUseElapsedTime(true);
     model.setMaximumSeconds(std::max(0.01, time_limit_s));
     if (static_cast<int>(start.size()) == num_cols) {
       double objective = 0;
