@@ -1,4 +1,6 @@
-// Flash-attention backward over a packed varlen batch, in three deterministic kernels (no atomics):
+// Flash-attention backward over a packed varlen batch, in three deterministic kernels (no atomics);
+// tiles stream through cp.async double buffers and operands come from padded smem by ldmatrix
+// (the k-major operands K, Q, dO through ldmatrix.trans, so nothing is stored transposed):
 //   delta[h, t] = dout_t·out_t;
 //   dQ: per 64-query tile (as the forward): S = Q·Kᵀ, P = exp(S − lse), dP = dO·Vᵀ,
 //       dS = P ⊙ (dP − Δ), dQ += dS·K over the key tiles up to the diagonal;
@@ -44,22 +46,22 @@ __global__ void attention_delta_kernel(const bf16* __restrict__ dout, const bf16
 
 template <int kD>
 constexpr int dq_smem_bytes() {
-  return (4 * kBr * (kD + 8) + kD * (kBc + 8)) * int(sizeof(bf16));
+  return (2 * kBr + 4 * kBc) * (kD + 8) * int(sizeof(bf16));  // Q, dO + 2 × (K, V)
 }
 
 template <int kD>
-__global__ void __launch_bounds__(kThreads) attention_dq_kernel(
-    const bf16* __restrict__ dout, const bf16* __restrict__ q, const bf16* __restrict__ k,
-    const bf16* __restrict__ v, const float* __restrict__ lse, const float* __restrict__ delta,
-    const int32_t* __restrict__ cu, int num_seqs, int T, int H, int Hkv, float scale,
-    bf16* __restrict__ dq) {
+__global__ void __launch_bounds__(kThreads)
+    attention_dq_kernel(const bf16* __restrict__ dout, const bf16* __restrict__ q,
+                        const bf16* __restrict__ k, const bf16* __restrict__ v,
+                        const float* __restrict__ lse, const float* __restrict__ delta,
+                        const int32_t* __restrict__ cu, int num_seqs, int T, int H, int Hkv,
+                        float scale, bf16* __restrict__ dq) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
-  constexpr int kS = kD + 8, kKt = kBc + 8;
+  constexpr int kS = kD + 8;
   bf16* Qs = reinterpret_cast<bf16*>(smem_raw);  // (kBr, kS)
   bf16* dOs = Qs + kBr * kS;                     // (kBr, kS)
-  bf16* Ks = dOs + kBr * kS;                     // (kBc, kS)
-  bf16* Vs = Ks + kBc * kS;                      // (kBc, kS)
-  bf16* Kt = Vs + kBc * kS;                      // (kD, kKt): K tile transposed
+  bf16* Ks = dOs + kBr * kS;                     // 2 × (kBc, kS)
+  bf16* Vs = Ks + 2 * kBc * kS;                  // 2 × (kBc, kS)
 
   int seq, qt;
   if (!detail::find_tile<kBr>(cu, num_seqs, blockIdx.x, seq, qt)) return;
@@ -69,23 +71,14 @@ __global__ void __launch_bounds__(kThreads) attention_dq_kernel(
   const float scale_log2 = scale * detail::kLog2e;
 
   const int64_t q_off = (int64_t(start) * H + h) * kD, q_ld = int64_t(H) * kD;
-  detail::load_tile<kBr, kD, kThreads>(Qs, q + q_off, q_ld, q0, len);
-  detail::load_tile<kBr, kD, kThreads>(dOs, dout + q_off, q_ld, q0, len);
-  __syncthreads();
-  uint32_t qf[kD / 16][4], df[kD / 16][4];
-#pragma unroll
-  for (int kk = 0; kk < kD / 16; ++kk) {
-    int r = warp * 16 + g, col = kk * 16 + 2 * c;
-    qf[kk][0] = detail::smem_pair(Qs, kS, r, col);
-    qf[kk][1] = detail::smem_pair(Qs, kS, r + 8, col);
-    qf[kk][2] = detail::smem_pair(Qs, kS, r, col + 8);
-    qf[kk][3] = detail::smem_pair(Qs, kS, r + 8, col + 8);
-    df[kk][0] = detail::smem_pair(dOs, kS, r, col);
-    df[kk][1] = detail::smem_pair(dOs, kS, r + 8, col);
-    df[kk][2] = detail::smem_pair(dOs, kS, r, col + 8);
-    df[kk][3] = detail::smem_pair(dOs, kS, r + 8, col + 8);
-  }
-  const int qi[2] = {q0 + warp * 16 + g, q0 + warp * 16 + g + 8};
+  const int64_t kv_off = (int64_t(start) * Hkv + hk) * kD, kv_ld = int64_t(Hkv) * kD;
+  detail::load_tile_async<kBr, kD, kThreads>(Qs, q + q_off, q_ld, q0, len);
+  detail::load_tile_async<kBr, kD, kThreads>(dOs, dout + q_off, q_ld, q0, len);
+  detail::load_tile_async<kBc, kD, kThreads>(Ks, k + kv_off, kv_ld, 0, len);
+  detail::load_tile_async<kBc, kD, kThreads>(Vs, v + kv_off, kv_ld, 0, len);
+  detail::cp_async_commit();
+  const int row_lo = q0 + warp * 16;
+  const int qi[2] = {row_lo + g, row_lo + g + 8};
   float lse2[2], dl[2];
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
@@ -93,50 +86,71 @@ __global__ void __launch_bounds__(kThreads) attention_dq_kernel(
     lse2[r] = valid ? lse[int64_t(h) * T + start + qi[r]] * detail::kLog2e : 0.f;
     dl[r] = valid ? delta[int64_t(h) * T + start + qi[r]] : 0.f;
   }
-  float acc[kD / 8][4] = {};
-
-  for (int kt = 0; kt <= qt; ++kt) {
-    __syncthreads();
-    const int64_t kv_off = (int64_t(start) * Hkv + hk) * kD, kv_ld = int64_t(Hkv) * kD;
-    detail::load_tile<kBc, kD, kThreads>(Ks, k + kv_off, kv_ld, kt * kBc, len);
-    detail::load_tile<kBc, kD, kThreads>(Vs, v + kv_off, kv_ld, kt * kBc, len);
-    detail::load_tile_transposed<kBc, kD, kThreads>(Kt, k + kv_off, kv_ld, kt * kBc, len);
-    __syncthreads();
-    float s[kBc / 8][4] = {}, dp[kBc / 8][4] = {};
+  detail::cp_async_wait_all();
+  __syncthreads();
+  uint32_t qf[kD / 16][4], df[kD / 16][4];
 #pragma unroll
-    for (int n = 0; n < kBc / 8; ++n) {
+  for (int kk = 0; kk < kD / 16; ++kk) {
+    detail::ldmatrix_x4(qf[kk], detail::frag_a(Qs, kS, warp * 16, kk * 16, lane));
+    detail::ldmatrix_x4(df[kk], detail::frag_a(dOs, kS, warp * 16, kk * 16, lane));
+  }
+  float acc[kD / 8][4] = {};
+  const int warp_kt = row_lo < len ? (min(row_lo + 16, len) - 1) / kBc : -1;
+
+  for (int kt = 0; kt <= qt; ++kt) {  // kBr == kBc: key tiles 0..qt
+    if (kt < qt) {
+      const int nb = (kt + 1) & 1;
+      detail::load_tile_async<kBc, kD, kThreads>(Ks + nb * kBc * kS, k + kv_off, kv_ld,
+                                                 (kt + 1) * kBc, len);
+      detail::load_tile_async<kBc, kD, kThreads>(Vs + nb * kBc * kS, v + kv_off, kv_ld,
+                                                 (kt + 1) * kBc, len);
+      detail::cp_async_commit();
+    }
+    if (kt <= warp_kt) {
+      const bf16* Kb = Ks + (kt & 1) * kBc * kS;  // (kBc, kS)
+      const bf16* Vb = Vs + (kt & 1) * kBc * kS;  // (kBc, kS)
+      float s[kBc / 8][4] = {}, dp[kBc / 8][4] = {};
 #pragma unroll
       for (int kk = 0; kk < kD / 16; ++kk) {
-        int row = n * 8 + g, col = kk * 16 + 2 * c;
-        detail::mma_bf16(s[n], qf[kk], detail::smem_pair(Ks, kS, row, col),
-                         detail::smem_pair(Ks, kS, row, col + 8));
-        detail::mma_bf16(dp[n], df[kk], detail::smem_pair(Vs, kS, row, col),
-                         detail::smem_pair(Vs, kS, row, col + 8));
+#pragma unroll
+        for (int np = 0; np < kBc / 16; ++np) {
+          uint32_t b[4];
+          detail::ldmatrix_x4(b, detail::frag_b_nk(Kb, kS, np * 16, kk * 16, lane));
+          detail::mma_bf16(s[2 * np], qf[kk], b[0], b[1]);
+          detail::mma_bf16(s[2 * np + 1], qf[kk], b[2], b[3]);
+          detail::ldmatrix_x4(b, detail::frag_b_nk(Vb, kS, np * 16, kk * 16, lane));
+          detail::mma_bf16(dp[2 * np], df[kk], b[0], b[1]);
+          detail::mma_bf16(dp[2 * np + 1], df[kk], b[2], b[3]);
+        }
+      }
+      const bool masked = kt * kBc + kBc - 1 > row_lo || (kt + 1) * kBc > len;
+#pragma unroll
+      for (int n = 0; n < kBc / 8; ++n) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          int r = e >> 1, key = kt * kBc + n * 8 + 2 * c + (e & 1);
+          float p = exp2f(s[n][e] * scale_log2 - lse2[r]);
+          if (qi[r] >= len || (masked && (key > qi[r] || key >= len))) p = 0.f;
+          s[n][e] = p * (dp[n][e] - dl[r]);  // dS
+        }
+      }
+#pragma unroll
+      for (int kk = 0; kk < kBc / 16; ++kk) {
+        uint32_t a[4] = {detail::pack_bf16(s[2 * kk][0], s[2 * kk][1]),
+                         detail::pack_bf16(s[2 * kk][2], s[2 * kk][3]),
+                         detail::pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]),
+                         detail::pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+#pragma unroll
+        for (int dp2 = 0; dp2 < kD / 16; ++dp2) {
+          uint32_t b[4];
+          detail::ldmatrix_x4_trans(b, detail::frag_b_kn(Kb, kS, dp2 * 16, kk * 16, lane));
+          detail::mma_bf16(acc[2 * dp2], a, b[0], b[1]);
+          detail::mma_bf16(acc[2 * dp2 + 1], a, b[2], b[3]);
+        }
       }
     }
-    const bool diagonal = kt == qt;
-#pragma unroll
-    for (int n = 0; n < kBc / 8; ++n) {
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        int r = e >> 1, key = kt * kBc + n * 8 + 2 * c + (e & 1);
-        float p = exp2f(s[n][e] * scale_log2 - lse2[r]);
-        if (qi[r] >= len || (diagonal && (key > qi[r] || key >= len))) p = 0.f;
-        s[n][e] = p * (dp[n][e] - dl[r]);  // dS
-      }
-    }
-#pragma unroll
-    for (int kk = 0; kk < kBc / 16; ++kk) {
-      uint32_t a[4] = {detail::pack_bf16(s[2 * kk][0], s[2 * kk][1]),
-                       detail::pack_bf16(s[2 * kk][2], s[2 * kk][3]),
-                       detail::pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]),
-                       detail::pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3])};
-#pragma unroll
-      for (int n = 0; n < kD / 8; ++n) {
-        detail::mma_bf16(acc[n], a, detail::smem_pair(Kt, kKt, n * 8 + g, kk * 16 + 2 * c),
-                         detail::smem_pair(Kt, kKt, n * 8 + g, kk * 16 + 2 * c + 8));
-      }
-    }
+    detail::cp_async_wait_all();
+    __syncthreads();
   }
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
@@ -152,26 +166,24 @@ __global__ void __launch_bounds__(kThreads) attention_dq_kernel(
 
 template <int kD>
 constexpr int dkv_smem_bytes() {
-  return (2 * kBk * (kD + 8) + 2 * kBq * (kD + 8) + 2 * kD * (kBq + 8)) * int(sizeof(bf16)) +
-         2 * kBq * int(sizeof(float));
+  return (2 * kBk + 4 * kBq) * (kD + 8) * int(sizeof(bf16)) + 4 * kBq * int(sizeof(float));
 }
 
 template <int kD>
-__global__ void __launch_bounds__(kThreads) attention_dkv_kernel(
-    const bf16* __restrict__ dout, const bf16* __restrict__ q, const bf16* __restrict__ k,
-    const bf16* __restrict__ v, const float* __restrict__ lse, const float* __restrict__ delta,
-    const int32_t* __restrict__ cu, int num_seqs, int T, int H, int Hkv, float scale,
-    bf16* __restrict__ dk, bf16* __restrict__ dv) {
+__global__ void __launch_bounds__(kThreads)
+    attention_dkv_kernel(const bf16* __restrict__ dout, const bf16* __restrict__ q,
+                         const bf16* __restrict__ k, const bf16* __restrict__ v,
+                         const float* __restrict__ lse, const float* __restrict__ delta,
+                         const int32_t* __restrict__ cu, int num_seqs, int T, int H, int Hkv,
+                         float scale, bf16* __restrict__ dk, bf16* __restrict__ dv) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
-  constexpr int kS = kD + 8, kTq = kBq + 8;
-  bf16* Ks = reinterpret_cast<bf16*>(smem_raw);  // (kBk, kS)
-  bf16* Vs = Ks + kBk * kS;                      // (kBk, kS)
-  bf16* Qs = Vs + kBk * kS;                      // (kBq, kS)
-  bf16* dOs = Qs + kBq * kS;                     // (kBq, kS)
-  bf16* Qt = dOs + kBq * kS;                     // (kD, kTq)
-  bf16* dOt = Qt + kD * kTq;                     // (kD, kTq)
-  float* lse2_s = reinterpret_cast<float*>(dOt + kD * kTq);  // (kBq)
-  float* delta_s = lse2_s + kBq;                             // (kBq)
+  constexpr int kS = kD + 8;
+  bf16* Ks = reinterpret_cast<bf16*>(smem_raw);                  // (kBk, kS)
+  bf16* Vs = Ks + kBk * kS;                                      // (kBk, kS)
+  bf16* Qs = Vs + kBk * kS;                                      // 2 × (kBq, kS)
+  bf16* dOs = Qs + 2 * kBq * kS;                                 // 2 × (kBq, kS)
+  float* lse2_s = reinterpret_cast<float*>(dOs + 2 * kBq * kS);  // 2 × (kBq)
+  float* delta_s = lse2_s + 2 * kBq;                             // 2 × (kBq)
 
   int seq, kt;
   if (!detail::find_tile<kBk>(cu, num_seqs, blockIdx.x, seq, kt)) return;
@@ -181,77 +193,92 @@ __global__ void __launch_bounds__(kThreads) attention_dkv_kernel(
   const float scale_log2 = scale * detail::kLog2e;
 
   const int64_t kv_off = (int64_t(start) * Hkv + hk) * kD, kv_ld = int64_t(Hkv) * kD;
-  detail::load_tile<kBk, kD, kThreads>(Ks, k + kv_off, kv_ld, k0, len);
-  detail::load_tile<kBk, kD, kThreads>(Vs, v + kv_off, kv_ld, k0, len);
+  const int64_t q_ld = int64_t(H) * kD;
+  // Work items: (query head of the group, query tile from the diagonal on), flattened so the
+  // next item's Q/dO tile can be prefetched: item i -> head hk·group + i / nq, tile jt0 + i % nq.
+  const int jt0 = k0 / kBq, nq = (len + kBq - 1) / kBq - jt0, items = group * nq;
+  auto issue = [&](int i) {
+    const int h = hk * group + i / nq, j0 = (jt0 + i % nq) * kBq, buf = i & 1;
+    const int64_t q_off = (int64_t(start) * H + h) * kD;
+    detail::load_tile_async<kBq, kD, kThreads>(Qs + buf * kBq * kS, q + q_off, q_ld, j0, len);
+    detail::load_tile_async<kBq, kD, kThreads>(dOs + buf * kBq * kS, dout + q_off, q_ld, j0, len);
+    for (int t = threadIdx.x; t < kBq; t += kThreads) {
+      bool valid = j0 + t < len;
+      lse2_s[buf * kBq + t] = valid ? lse[int64_t(h) * T + start + j0 + t] * detail::kLog2e : 0.f;
+      delta_s[buf * kBq + t] = valid ? delta[int64_t(h) * T + start + j0 + t] : 0.f;
+    }
+  };
+  detail::load_tile_async<kBk, kD, kThreads>(Ks, k + kv_off, kv_ld, k0, len);
+  detail::load_tile_async<kBk, kD, kThreads>(Vs, v + kv_off, kv_ld, k0, len);
+  issue(0);
+  detail::cp_async_commit();
   const int kj[2] = {k0 + warp * 16 + g, k0 + warp * 16 + g + 8};  // local key index of rows
   float dk_acc[kD / 8][4] = {}, dv_acc[kD / 8][4] = {};
-  const int num_qt = (len + kBq - 1) / kBq;
+  detail::cp_async_wait_all();
+  __syncthreads();
 
-  for (int h = hk * group; h < (hk + 1) * group; ++h) {
-    const int64_t q_off = (int64_t(start) * H + h) * kD, q_ld = int64_t(H) * kD;
-    for (int jt = k0 / kBq; jt < num_qt; ++jt) {
-      const int j0 = jt * kBq;
-      __syncthreads();
-      detail::load_tile<kBq, kD, kThreads>(Qs, q + q_off, q_ld, j0, len);
-      detail::load_tile<kBq, kD, kThreads>(dOs, dout + q_off, q_ld, j0, len);
-      detail::load_tile_transposed<kBq, kD, kThreads>(Qt, q + q_off, q_ld, j0, len);
-      detail::load_tile_transposed<kBq, kD, kThreads>(dOt, dout + q_off, q_ld, j0, len);
-      for (int i = threadIdx.x; i < kBq; i += kThreads) {
-        bool valid = j0 + i < len;
-        lse2_s[i] = valid ? lse[int64_t(h) * T + start + j0 + i] * detail::kLog2e : 0.f;
-        delta_s[i] = valid ? delta[int64_t(h) * T + start + j0 + i] : 0.f;
-      }
-      __syncthreads();
-      float st[kBq / 8][4] = {}, dpt[kBq / 8][4] = {};  // (16 keys, kBq queries)
+  for (int i = 0; i < items; ++i) {
+    if (i + 1 < items) {
+      issue(i + 1);
+      detail::cp_async_commit();
+    }
+    const int buf = i & 1, j0 = (jt0 + i % nq) * kBq;
+    const bf16* Qb = Qs + buf * kBq * kS;    // (kBq, kS)
+    const bf16* dOb = dOs + buf * kBq * kS;  // (kBq, kS)
+    const float* lse2_b = lse2_s + buf * kBq;
+    const float* delta_b = delta_s + buf * kBq;
+    float st[kBq / 8][4] = {}, dpt[kBq / 8][4] = {};  // (16 keys, kBq queries)
 #pragma unroll
-      for (int kk = 0; kk < kD / 16; ++kk) {
-        int r = warp * 16 + g, col = kk * 16 + 2 * c;
-        uint32_t ka[4] = {detail::smem_pair(Ks, kS, r, col), detail::smem_pair(Ks, kS, r + 8, col),
-                          detail::smem_pair(Ks, kS, r, col + 8),
-                          detail::smem_pair(Ks, kS, r + 8, col + 8)};
-        uint32_t va[4] = {detail::smem_pair(Vs, kS, r, col), detail::smem_pair(Vs, kS, r + 8, col),
-                          detail::smem_pair(Vs, kS, r, col + 8),
-                          detail::smem_pair(Vs, kS, r + 8, col + 8)};
+    for (int kk = 0; kk < kD / 16; ++kk) {
+      uint32_t ka[4], va[4];
+      detail::ldmatrix_x4(ka, detail::frag_a(Ks, kS, warp * 16, kk * 16, lane));
+      detail::ldmatrix_x4(va, detail::frag_a(Vs, kS, warp * 16, kk * 16, lane));
 #pragma unroll
-        for (int n = 0; n < kBq / 8; ++n) {
-          detail::mma_bf16(st[n], ka, detail::smem_pair(Qs, kS, n * 8 + g, col),
-                           detail::smem_pair(Qs, kS, n * 8 + g, col + 8));
-          detail::mma_bf16(dpt[n], va, detail::smem_pair(dOs, kS, n * 8 + g, col),
-                           detail::smem_pair(dOs, kS, n * 8 + g, col + 8));
-        }
-      }
-      const bool edge = j0 < k0 + kBk || j0 + kBq > len;
-#pragma unroll
-      for (int n = 0; n < kBq / 8; ++n) {
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          int r = e >> 1, qcol = n * 8 + 2 * c + (e & 1), query = j0 + qcol;
-          float p = exp2f(st[n][e] * scale_log2 - lse2_s[qcol]);
-          if (edge && (kj[r] > query || query >= len || kj[r] >= len)) p = 0.f;
-          st[n][e] = p;                                    // Pᵀ
-          dpt[n][e] = p * (dpt[n][e] - delta_s[qcol]);     // dSᵀ
-        }
-      }
-#pragma unroll
-      for (int kk = 0; kk < kBq / 16; ++kk) {
-        uint32_t pa[4] = {detail::pack_bf16(st[2 * kk][0], st[2 * kk][1]),
-                          detail::pack_bf16(st[2 * kk][2], st[2 * kk][3]),
-                          detail::pack_bf16(st[2 * kk + 1][0], st[2 * kk + 1][1]),
-                          detail::pack_bf16(st[2 * kk + 1][2], st[2 * kk + 1][3])};
-        uint32_t sa[4] = {detail::pack_bf16(dpt[2 * kk][0], dpt[2 * kk][1]),
-                          detail::pack_bf16(dpt[2 * kk][2], dpt[2 * kk][3]),
-                          detail::pack_bf16(dpt[2 * kk + 1][0], dpt[2 * kk + 1][1]),
-                          detail::pack_bf16(dpt[2 * kk + 1][2], dpt[2 * kk + 1][3])};
-#pragma unroll
-        for (int n = 0; n < kD / 8; ++n) {
-          int row = n * 8 + g, col = kk * 16 + 2 * c;
-          detail::mma_bf16(dv_acc[n], pa, detail::smem_pair(dOt, kTq, row, col),
-                           detail::smem_pair(dOt, kTq, row, col + 8));
-          detail::mma_bf16(dk_acc[n], sa, detail::smem_pair(Qt, kTq, row, col),
-                           detail::smem_pair(Qt, kTq, row, col + 8));
-        }
+      for (int np = 0; np < kBq / 16; ++np) {
+        uint32_t b[4];
+        detail::ldmatrix_x4(b, detail::frag_b_nk(Qb, kS, np * 16, kk * 16, lane));
+        detail::mma_bf16(st[2 * np], ka, b[0], b[1]);
+        detail::mma_bf16(st[2 * np + 1], ka, b[2], b[3]);
+        detail::ldmatrix_x4(b, detail::frag_b_nk(dOb, kS, np * 16, kk * 16, lane));
+        detail::mma_bf16(dpt[2 * np], va, b[0], b[1]);
+        detail::mma_bf16(dpt[2 * np + 1], va, b[2], b[3]);
       }
     }
+    const bool edge = j0 < k0 + kBk || j0 + kBq > len;
+#pragma unroll
+    for (int n = 0; n < kBq / 8; ++n) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        int r = e >> 1, qcol = n * 8 + 2 * c + (e & 1), query = j0 + qcol;
+        float p = exp2f(st[n][e] * scale_log2 - lse2_b[qcol]);
+        if (edge && (kj[r] > query || query >= len || kj[r] >= len)) p = 0.f;
+        st[n][e] = p;                                 // Pᵀ
+        dpt[n][e] = p * (dpt[n][e] - delta_b[qcol]);  // dSᵀ
+      }
+    }
+#pragma unroll
+    for (int kk = 0; kk < kBq / 16; ++kk) {
+      uint32_t pa[4] = {detail::pack_bf16(st[2 * kk][0], st[2 * kk][1]),
+                        detail::pack_bf16(st[2 * kk][2], st[2 * kk][3]),
+                        detail::pack_bf16(st[2 * kk + 1][0], st[2 * kk + 1][1]),
+                        detail::pack_bf16(st[2 * kk + 1][2], st[2 * kk + 1][3])};
+      uint32_t sa[4] = {detail::pack_bf16(dpt[2 * kk][0], dpt[2 * kk][1]),
+                        detail::pack_bf16(dpt[2 * kk][2], dpt[2 * kk][3]),
+                        detail::pack_bf16(dpt[2 * kk + 1][0], dpt[2 * kk + 1][1]),
+                        detail::pack_bf16(dpt[2 * kk + 1][2], dpt[2 * kk + 1][3])};
+#pragma unroll
+      for (int dp2 = 0; dp2 < kD / 16; ++dp2) {
+        uint32_t b[4];
+        detail::ldmatrix_x4_trans(b, detail::frag_b_kn(dOb, kS, dp2 * 16, kk * 16, lane));
+        detail::mma_bf16(dv_acc[2 * dp2], pa, b[0], b[1]);
+        detail::mma_bf16(dv_acc[2 * dp2 + 1], pa, b[2], b[3]);
+        detail::ldmatrix_x4_trans(b, detail::frag_b_kn(Qb, kS, dp2 * 16, kk * 16, lane));
+        detail::mma_bf16(dk_acc[2 * dp2], sa, b[0], b[1]);
+        detail::mma_bf16(dk_acc[2 * dp2 + 1], sa, b[2], b[3]);
+      }
+    }
+    detail::cp_async_wait_all();
+    __syncthreads();
   }
 #pragma unroll
   for (int r = 0; r < 2; ++r) {

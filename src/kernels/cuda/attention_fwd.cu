@@ -1,8 +1,11 @@
-// Flash-attention forward over a packed varlen batch: a block of 4 warps owns 64 queries of one
+// Flash-attention forward over a packed varlen batch: a block of 8 warps owns 128 queries of one
 // (sequence, head); each warp 16 query rows kept in registers (Q fragments, O accumulators, row
-// max m and partial sum l in the log2 domain). For each 64-key tile up to the diagonal:
-// S = Q·Kᵀ (mma), causal mask on the diagonal tile, online softmax, O += P·V with P reused from
-// the S accumulators as A fragments. Twin: cpu/attention.cpp (attention_fwd).
+// max m and partial sum l in the log2 domain). K/V arrive in 64-key tiles through cp.async into a
+// double buffer (tile kt + 1 loads while tile kt is multiplied); fragments come from padded smem
+// by ldmatrix (V through ldmatrix.trans, so no transposed copy). Per tile: S = Q·Kᵀ (mma), causal
+// mask only on tiles that reach the warp's diagonal or the sequence end, online softmax,
+// O += P·V with P reused from the S accumulators as A fragments; a warp skips the key tiles that
+// lie wholly above its rows. Twin: cpu/attention.cpp (attention_fwd).
 #include "kernels/cuda/attention.h"
 
 #include <cmath>
@@ -14,117 +17,135 @@ namespace hydraulis::cuda {
 namespace {
 
 using detail::bf16;
-constexpr int kBr = 64, kBc = 64, kThreads = 128;
+constexpr int kBr = 128, kBc = 64, kThreads = 256;
 
 template <int kD>
 constexpr int fwd_smem_bytes() {
-  return (2 * kBr * (kD + 8) + kD * (kBc + 8)) * int(sizeof(bf16));
+  return (kBr + 4 * kBc) * (kD + 8) * int(sizeof(bf16));  // Q + 2 × (K, V)
 }
 
 template <int kD>
-__global__ void __launch_bounds__(kThreads) attention_fwd_kernel(
-    const bf16* __restrict__ q, const bf16* __restrict__ k, const bf16* __restrict__ v,
-    const int32_t* __restrict__ cu, int num_seqs, int T, int H, int Hkv, float scale_log2,
-    bf16* __restrict__ out, float* __restrict__ lse) {
+__global__ void __launch_bounds__(kThreads, 1)
+    attention_fwd_kernel(const bf16* __restrict__ q, const bf16* __restrict__ k,
+                         const bf16* __restrict__ v, const int32_t* __restrict__ cu, int num_seqs,
+                         int T, int H, int Hkv, float scale_log2, bf16* __restrict__ out,
+                         float* __restrict__ lse) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
-  bf16* Qs = reinterpret_cast<bf16*>(smem_raw);  // (kBr, kD + 8)
-  bf16* Ks = Qs + kBr * (kD + 8);                // (kBc, kD + 8)
-  bf16* Vt = Ks + kBc * (kD + 8);                // (kD, kBc + 8): V tile transposed
-  constexpr int kQs = kD + 8, kVt = kBc + 8;
+  constexpr int kS = kD + 8;                     // padded row stride (elements)
+  bf16* Qs = reinterpret_cast<bf16*>(smem_raw);  // (kBr, kS)
+  bf16* Ks = Qs + kBr * kS;                      // 2 × (kBc, kS)
+  bf16* Vs = Ks + 2 * kBc * kS;                  // 2 × (kBc, kS)
 
   int seq, qt;
   if (!detail::find_tile<kBr>(cu, num_seqs, blockIdx.x, seq, qt)) return;
   const int h = blockIdx.y, hk = h / (H / Hkv);
   const int start = cu[seq], len = cu[seq + 1] - start, q0 = qt * kBr;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, c = lane & 3;
+  const int64_t kv_off = (int64_t(start) * Hkv + hk) * kD, kv_ld = int64_t(Hkv) * kD;
 
-  detail::load_tile<kBr, kD, kThreads>(Qs, q + (int64_t(start) * H + h) * kD, int64_t(H) * kD, q0, len);
+  detail::load_tile_async<kBr, kD, kThreads>(Qs, q + (int64_t(start) * H + h) * kD, int64_t(H) * kD,
+                                             q0, len);
+  detail::load_tile_async<kBc, kD, kThreads>(Ks, k + kv_off, kv_ld, 0, len);
+  detail::load_tile_async<kBc, kD, kThreads>(Vs, v + kv_off, kv_ld, 0, len);
+  detail::cp_async_commit();
+  // Key tiles: the block needs 0..last_kt; this warp (rows row_lo..row_lo+15) 0..warp_kt.
+  const int last_kt = (min(q0 + kBr, len) - 1) / kBc;
+  const int row_lo = q0 + warp * 16;
+  const int warp_kt = row_lo < len ? (min(row_lo + 16, len) - 1) / kBc : -1;
+  detail::cp_async_wait_all();
   __syncthreads();
+
   uint32_t qf[kD / 16][4];  // this warp's 16 query rows as A fragments
 #pragma unroll
-  for (int kk = 0; kk < kD / 16; ++kk) {
-    int r = warp * 16 + g, col = kk * 16 + 2 * c;
-    qf[kk][0] = detail::smem_pair(Qs, kQs, r, col);
-    qf[kk][1] = detail::smem_pair(Qs, kQs, r + 8, col);
-    qf[kk][2] = detail::smem_pair(Qs, kQs, r, col + 8);
-    qf[kk][3] = detail::smem_pair(Qs, kQs, r + 8, col + 8);
-  }
+  for (int kk = 0; kk < kD / 16; ++kk)
+    detail::ldmatrix_x4(qf[kk], detail::frag_a(Qs, kS, warp * 16, kk * 16, lane));
   float o[kD / 8][4] = {};
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
-  const int qi[2] = {q0 + warp * 16 + g, q0 + warp * 16 + g + 8};  // local query index of rows
+  const int qi[2] = {row_lo + g, row_lo + g + 8};  // local query index of rows
 
-  for (int kt = 0; kt <= qt; ++kt) {
-    __syncthreads();  // previous tile fully consumed
-    const int64_t kv_off = (int64_t(start) * Hkv + hk) * kD, kv_ld = int64_t(Hkv) * kD;
-    detail::load_tile<kBc, kD, kThreads>(Ks, k + kv_off, kv_ld, kt * kBc, len);
-    detail::load_tile_transposed<kBc, kD, kThreads>(Vt, v + kv_off, kv_ld, kt * kBc, len);
-    __syncthreads();
-
-    float s[kBc / 8][4] = {};  // (16, kBc) scores of this warp
-#pragma unroll
-    for (int n = 0; n < kBc / 8; ++n) {
+  for (int kt = 0; kt <= last_kt; ++kt) {
+    if (kt < last_kt) {  // prefetch tile kt + 1 into the buffer consumed in iteration kt − 1
+      const int nb = (kt + 1) & 1;
+      detail::load_tile_async<kBc, kD, kThreads>(Ks + nb * kBc * kS, k + kv_off, kv_ld,
+                                                 (kt + 1) * kBc, len);
+      detail::load_tile_async<kBc, kD, kThreads>(Vs + nb * kBc * kS, v + kv_off, kv_ld,
+                                                 (kt + 1) * kBc, len);
+      detail::cp_async_commit();
+    }
+    if (kt <= warp_kt) {
+      const bf16* Kb = Ks + (kt & 1) * kBc * kS;  // (kBc, kS)
+      const bf16* Vb = Vs + (kt & 1) * kBc * kS;  // (kBc, kS)
+      float s[kBc / 8][4] = {};                   // (16, kBc) scores of this warp
 #pragma unroll
       for (int kk = 0; kk < kD / 16; ++kk) {
-        uint32_t b0 = detail::smem_pair(Ks, kQs, n * 8 + g, kk * 16 + 2 * c);
-        uint32_t b1 = detail::smem_pair(Ks, kQs, n * 8 + g, kk * 16 + 2 * c + 8);
-        detail::mma_bf16(s[n], qf[kk], b0, b1);
+#pragma unroll
+        for (int np = 0; np < kBc / 16; ++np) {
+          uint32_t b[4];
+          detail::ldmatrix_x4(b, detail::frag_b_nk(Kb, kS, np * 16, kk * 16, lane));
+          detail::mma_bf16(s[2 * np], qf[kk], b[0], b[1]);
+          detail::mma_bf16(s[2 * np + 1], qf[kk], b[2], b[3]);
+        }
       }
-    }
-    const bool diagonal = kt == qt;
-    float mx[2] = {m[0], m[1]};
+      const bool masked = kt * kBc + kBc - 1 > row_lo || (kt + 1) * kBc > len;
+      float mx[2] = {m[0], m[1]};
 #pragma unroll
-    for (int n = 0; n < kBc / 8; ++n) {
+      for (int n = 0; n < kBc / 8; ++n) {
 #pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        int key = kt * kBc + n * 8 + 2 * c + (e & 1);
-        float x = s[n][e] * scale_log2;
-        if (diagonal && (key > qi[e >> 1] || key >= len)) x = -INFINITY;
-        s[n][e] = x;
-        mx[e >> 1] = fmaxf(mx[e >> 1], x);
+        for (int e = 0; e < 4; ++e) {
+          int key = kt * kBc + n * 8 + 2 * c + (e & 1);
+          float x = s[n][e] * scale_log2;
+          if (masked && (key > qi[e >> 1] || key >= len)) x = -INFINITY;
+          s[n][e] = x;
+          mx[e >> 1] = fmaxf(mx[e >> 1], x);
+        }
       }
-    }
 #pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
-      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
-    }
-    float alpha[2];
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      alpha[r] = exp2f(m[r] - mx[r]);  // m = −inf on the first tile: alpha = 0
-      m[r] = mx[r];
-      l[r] *= alpha[r];
-    }
-#pragma unroll
-    for (int n = 0; n < kBc / 8; ++n) {
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        float p = exp2f(s[n][e] - m[e >> 1]);
-        s[n][e] = p;
-        l[e >> 1] += p;
+      for (int r = 0; r < 2; ++r) {
+        mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+        mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
       }
-    }
+      float alpha[2];
 #pragma unroll
-    for (int n = 0; n < kD / 8; ++n) {
-      o[n][0] *= alpha[0];
-      o[n][1] *= alpha[0];
-      o[n][2] *= alpha[1];
-      o[n][3] *= alpha[1];
-    }
+      for (int r = 0; r < 2; ++r) {
+        alpha[r] = exp2f(m[r] - mx[r]);  // m = −inf on the first tile: alpha = 0
+        m[r] = mx[r];
+        l[r] *= alpha[r];
+      }
 #pragma unroll
-    for (int kk = 0; kk < kBc / 16; ++kk) {
-      uint32_t pa[4] = {detail::pack_bf16(s[2 * kk][0], s[2 * kk][1]),
-                        detail::pack_bf16(s[2 * kk][2], s[2 * kk][3]),
-                        detail::pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]),
-                        detail::pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+      for (int n = 0; n < kBc / 8; ++n) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          float p = exp2f(s[n][e] - m[e >> 1]);
+          s[n][e] = p;
+          l[e >> 1] += p;
+        }
+      }
 #pragma unroll
       for (int n = 0; n < kD / 8; ++n) {
-        uint32_t b0 = detail::smem_pair(Vt, kVt, n * 8 + g, kk * 16 + 2 * c);
-        uint32_t b1 = detail::smem_pair(Vt, kVt, n * 8 + g, kk * 16 + 2 * c + 8);
-        detail::mma_bf16(o[n], pa, b0, b1);
+        o[n][0] *= alpha[0];
+        o[n][1] *= alpha[0];
+        o[n][2] *= alpha[1];
+        o[n][3] *= alpha[1];
+      }
+#pragma unroll
+      for (int kk = 0; kk < kBc / 16; ++kk) {
+        uint32_t pa[4] = {detail::pack_bf16(s[2 * kk][0], s[2 * kk][1]),
+                          detail::pack_bf16(s[2 * kk][2], s[2 * kk][3]),
+                          detail::pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]),
+                          detail::pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+#pragma unroll
+        for (int dp = 0; dp < kD / 16; ++dp) {
+          uint32_t b[4];
+          detail::ldmatrix_x4_trans(b, detail::frag_b_kn(Vb, kS, dp * 16, kk * 16, lane));
+          detail::mma_bf16(o[2 * dp], pa, b[0], b[1]);
+          detail::mma_bf16(o[2 * dp + 1], pa, b[2], b[3]);
+        }
       }
     }
+    detail::cp_async_wait_all();  // tile kt + 1 landed, and every warp is done with tile kt
+    __syncthreads();
   }
+  if (warp_kt < 0) return;
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
@@ -155,8 +176,8 @@ void launch_fwd(const core::Tensor& q, const core::Tensor& k, const core::Tensor
   dim3 grid((T + kBr - 1) / kBr + B, H);
   float scale_log2 = float(1.0 / std::sqrt(double(kD))) * detail::kLog2e;
   attention_fwd_kernel<kD><<<grid, kThreads, smem, stream>>>(
-      detail::ptr<bf16>(q), detail::ptr<bf16>(k), detail::ptr<bf16>(v), detail::ptr<int32_t>(cu),
-      B, T, H, Hkv, scale_log2, detail::ptr<bf16>(out), detail::ptr<float>(lse));
+      detail::ptr<bf16>(q), detail::ptr<bf16>(k), detail::ptr<bf16>(v), detail::ptr<int32_t>(cu), B,
+      T, H, Hkv, scale_log2, detail::ptr<bf16>(out), detail::ptr<float>(lse));
   HYD_CUDA_LAUNCH_CHECK();
 }
 
@@ -167,8 +188,9 @@ namespace detail {
 void check_attention_args(const core::Tensor& q, const core::Tensor& k, const core::Tensor& v,
                           const core::Tensor& cu, const char* op) {
   using core::DType;
-  HYD_CHECK(q.dim() == 3 && k.dim() == 3, "{}: q (T, H, D) and k (T, Hkv, D) expected, got {} and {}",
-            op, q.describe(), k.describe());
+  HYD_CHECK(q.dim() == 3 && k.dim() == 3,
+            "{}: q (T, H, D) and k (T, Hkv, D) expected, got {} and {}", op, q.describe(),
+            k.describe());
   int64_t T = q.size(0), H = q.size(1), Hkv = k.size(1), D = q.size(2);
   check_tensor(q, DType::kBF16, {}, op);
   check_tensor(k, DType::kBF16, {T, Hkv, D}, op);
