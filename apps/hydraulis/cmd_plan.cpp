@@ -1,9 +1,10 @@
-// `hydraulis plan`: plans every global batch of a --batches file (strategy choice, dispatch,
+// `hydraulis plan`: plans every global batch of a --batches file (or sampled from --data P) (strategy choice, dispatch,
 // packing; src/planner/batch_planner.h), verifies each plan, writes plan.jsonl atomically (form in
 // design.md) and prints a per-batch summary. Docs: docs/planner_assignment.md.
 #include <cstdio>
 #include <string>
 
+#include "apps/hydraulis/batch_source.h"
 #include "apps/hydraulis/commands.h"
 #include "planner/batch_planner.h"
 #include "planner/plan.h"
@@ -17,7 +18,7 @@ struct PlanArgs {
   std::string scheme_space;
   int num_gpus = 0;
   std::string strategies;
-  std::string batches;
+  BatchSourceArgs source;
   int method = 4;
   std::string algorithm = "ours";
   uint64_t seed = 0;
@@ -42,7 +43,9 @@ core::Status run_plan(const PlanArgs& args) {
                        planner::parse_strategy_list(args.strategies));
   HYD_ASSIGN_OR_RETURN(std::vector<planner::StrategyModel> models,
                        planner::build_strategy_models(space, strategies, args.num_gpus));
-  HYD_ASSIGN_OR_RETURN(auto batches, planner::read_batches_json(args.batches));
+  BatchSourceArgs source = args.source;
+  if (args.max_seq_len > 0) source.max_seq_len = args.max_seq_len;  // sampling cap for --data
+  HYD_ASSIGN_OR_RETURN(auto batches, load_global_batches(source));
 
   planner::PlannerOptions options;
   options.method = method;
@@ -101,9 +104,7 @@ void add_plan_command(CLI::App& root, CommandList& commands) {
   app->add_option("--strategies", args->strategies,
                   "Strategy list, e.g. \"[[(1, 16, 1), (1, 16, 1)], [(16, 1), (8, 2)]]\"")
       ->required();
-  app->add_option("--batches", args->batches,
-                  "JSON array of global batches, each an array of sequence lengths")
-      ->required();
+  add_batch_source_options(app, &args->source);
   app->add_option("--method", args->method,
                   "Batching method: 0 padding, 1 packing, 3 dispatch + greedy packing, "
                   "4 dispatch + fine-grained packing")
