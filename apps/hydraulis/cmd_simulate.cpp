@@ -26,38 +26,60 @@ struct SimulateArgs {
   std::string out;
 };
 
+// Short bar label: "m4 ours", "m0 padding", "homog 4x(1,16,1)".
+std::string short_run_label(const planner::SimulationRun& run) {
+  if (run.only_strategy >= 0 && run.method == 4) {
+    size_t space = run.name.find(' ');
+    return "homog " + (space == std::string::npos ? run.name : run.name.substr(space + 1));
+  }
+  std::string label = "m" + std::to_string(run.method) + " " + run.algorithm;
+  if (run.method == 0) label = "m0 padding";
+  if (run.method == 1) label = "m1 packing";
+  return label;
+}
+
+// Left: throughput of every run that held all batches (infeasible runs are left out and named in
+// the notes). Right: step time per batch on a log axis (method 0 is ~40x slower than the rest).
 core::Status write_plot(const planner::SimulationReport& report, const std::string& path) {
   viz::Figure figure;
-  figure.title = "hydraulis simulate";
+  figure.title = "hydraulis simulate: estimated throughput and step time";
   figure.columns = 2;
   viz::Chart bars;
-  bars.title = "Throughput (estimated)";
+  bars.title = "Throughput over all batches (estimated)";
   bars.y.label = "tokens/s";
   bars.legend = viz::LegendPosition::kNone;
   viz::Series series;
   series.style = viz::SeriesStyle::kBars;
-  for (size_t r = 0; r < report.runs.size(); ++r) {
-    bars.x.categories.push_back(report.runs[r].name.substr(0, 24));
-    series.x.push_back(static_cast<double>(r));
-    series.y.push_back(report.runs[r].tokens_per_s());
+  for (const planner::SimulationRun& run : report.runs) {
+    if (run.failed_batches > 0) {
+      bars.notes.push_back(fmt::format("{}: {} of {} batches infeasible", short_run_label(run),
+                                       run.failed_batches, run.step_ms.size()));
+      continue;
+    }
+    series.x.push_back(static_cast<double>(bars.x.categories.size()));
+    series.y.push_back(run.tokens_per_s());
+    bars.x.categories.push_back(short_run_label(run));
   }
   bars.series.push_back(std::move(series));
   viz::Chart steps;
   steps.title = "Estimated step time per global batch";
   steps.x.label = "global batch";
-  steps.y.label = "ms";
+  steps.x.min_tick_step = 1;
+  steps.y.label = "ms (log scale)";
+  steps.y.scale = viz::AxisScale::kLog;
+  steps.legend = viz::LegendPosition::kOutsideRight;
   for (const planner::SimulationRun& run : report.runs) {
     viz::Series line;
-    line.label = run.name;
+    line.label = short_run_label(run);
     for (size_t b = 0; b < run.step_ms.size(); ++b) {
-      if (!std::isfinite(run.step_ms[b])) continue;
+      if (!std::isfinite(run.step_ms[b]) || run.step_ms[b] <= 0) continue;
       line.x.push_back(static_cast<double>(b));
       line.y.push_back(run.step_ms[b]);
     }
     if (!line.x.empty()) steps.series.push_back(std::move(line));
   }
   figure.panels = {std::move(bars), std::move(steps)};
-  figure.panel_width = 640;
+  figure.panel_width = 720;
   return viz::render_figure(figure, path);
 }
 
