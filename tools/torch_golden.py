@@ -10,6 +10,8 @@ llama_micro_golden.safetensors with
   curve.grad_norm      warm-up + cosine LR, clip_grad_norm_, no decay on 1-D weights)
 The model is written from the LLaMA definition in plain PyTorch (HF conventions: rotate-half
 RoPE, repeat_kv grouping), attention run per sequence so nothing crosses a sequence boundary.
+Everything is computed in fp64; the outputs are stored in the dtype of the input's weights (F64
+for llama_micro_*, F32 for llama_d64_*, the head-dim-64 files the CUDA test uses).
 Only torch and the standard library are needed. Usage:
   python3 tools/torch_golden.py [--input IN] [--output OUT]
 """
@@ -127,6 +129,7 @@ def main():
     cfg = json.loads(meta["config"])
     ids, targets = tensors.pop("batch.input_ids"), tensors.pop("batch.targets")
     cu = tensors.pop("batch.cu_seqlens").tolist()
+    out_dtype = next(iter(tensors.values())).dtype
     params = {n: t.to(torch.float64).requires_grad_(True) for n, t in tensors.items()}
 
     out = {}
@@ -157,7 +160,7 @@ def main():
         opt.step()
     out["curve.loss"] = torch.tensor(losses)
     out["curve.grad_norm"] = torch.tensor(norms)
-    write_safetensors(args.output, out)
+    write_safetensors(args.output, {k: v.to(out_dtype) for k, v in out.items()})
     print(f"loss {out['loss'].item():.12f}; curve {', '.join(f'{x:.6f}' for x in losses)}")
 
 

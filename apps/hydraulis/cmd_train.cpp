@@ -1,8 +1,10 @@
 // `hydraulis train`: single-device training of a named LLaMA config on an indexed data set
 // (design.md's command line contract; docs/training.md). Builds a train::TrainerConfig from the
 // options, prints the model, the memory forecast and a progress line per step, and writes the
-// metrics JSONL. Multi-device options (--strategies, --scheme-space) arrive with the distributed
-// runtime; --device cuda with the CUDA backend.
+// metrics JSONL (with MFU and peak memory on a GPU). --device cuda runs the same loop on one GPU
+// (bf16 compute, fp32 master weights). Multi-device options (--strategies, --scheme-space)
+// arrive with the distributed runtime.
+#include <algorithm>
 #include <cstdio>
 #include <limits>
 #include <memory>
@@ -11,6 +13,7 @@
 #include "core/progress.h"
 #include "data/indexed_dataset.h"
 #include "model/config.h"
+#include "model/ops.h"
 #include "train/trainer.h"
 
 namespace hydraulis::apps {
@@ -34,6 +37,7 @@ struct TrainArgs {
   double weight_decay = 0.01;
   double max_grad_norm = 1.0;
   std::string recompute = "none";
+  int64_t logits_chunk_tokens = 4096;
   std::string order = "sequential";
   bool skip_nonfinite = false;
   bool dry_run = false;
@@ -42,10 +46,12 @@ struct TrainArgs {
 };
 
 core::Status run_train(const TrainArgs& args) {
-  if (args.device == "cuda") {
+  const bool cuda = args.device == "cuda";
+  if (cuda && !model::cuda_backend_built()) {
     return core::make_error(core::StatusCode::kUnimplemented,
-                            "--device cuda: the CUDA training backend is not available in this "
-                            "build yet; train on the CPU with --device cpu");
+                            "--device cuda: this build has no CUDA backend (configured with "
+                            "HYD_CUDA=OFF or without a CUDA toolkit); rebuild with CUDA or train "
+                            "on the CPU with --device cpu");
   }
   if (!args.strategies.empty() || !args.scheme_space.empty()) {
     return core::make_error(core::StatusCode::kUnimplemented,
@@ -55,6 +61,7 @@ core::Status run_train(const TrainArgs& args) {
   }
   HYD_ASSIGN_OR_RETURN(model::LlamaConfig model, model::llama_config(args.model, args.vocab_size));
   train::TrainerConfig config;
+  config.device = cuda ? core::Device::kCuda : core::Device::kCpu;
   config.model = model;
   config.model_options.recompute =
       args.recompute == "full" ? model::Recompute::kFull : model::Recompute::kNone;
@@ -72,29 +79,40 @@ core::Status run_train(const TrainArgs& args) {
   config.nonfinite =
       args.skip_nonfinite ? train::NonfinitePolicy::kSkipStep : train::NonfinitePolicy::kStop;
   config.metrics_path = args.metrics;
+  // On a GPU the LM head runs over larger chunks (bf16 (chunk, V) logits) so its GEMMs are big.
+  if (cuda) config.model_options.logits_chunk_tokens = args.logits_chunk_tokens;
   HYD_RETURN_IF_ERROR(config.validate());
 
   const int64_t cap = args.micro_batch_tokens > 0 ? args.micro_batch_tokens : args.max_seq_len;
-  model::MemoryEstimate memory = model::estimate_memory(model, cap, config.model_options);
+  model::MemoryEstimate memory =
+      cuda ? model::estimate_device_memory(model, cap, config.model_options)
+           : model::estimate_memory(model, cap, config.model_options);
   std::fprintf(stderr, "model %s\n", model.describe().c_str());
   std::fprintf(stderr,
-               "memory forecast: %s (weights+grads+AdamW %s, activations %s, workspace %s) for "
-               "%lld-token micro-batches; %s available\n",
-               core::format_bytes(double(memory.total())).c_str(),
+               "memory forecast (%s): %s (weights+grads+AdamW %s, activations %s, workspace %s) "
+               "for %lld-token micro-batches; %s\n",
+               args.device.c_str(), core::format_bytes(double(memory.total())).c_str(),
                core::format_bytes(double(memory.parameter_bytes)).c_str(),
                core::format_bytes(double(memory.activation_bytes)).c_str(),
                core::format_bytes(double(memory.transient_bytes)).c_str(),
                static_cast<long long>(cap),
-               core::format_bytes(double(train::available_host_memory())).c_str());
+               cuda ? "checked against the GPU's free memory at start"
+                    : (core::format_bytes(double(train::available_host_memory())) +
+                       " of host memory available")
+                          .c_str());
   if (args.dry_run) return core::Status::ok();
 
   HYD_ASSIGN_OR_RETURN(data::IndexedDataset dataset, data::IndexedDataset::open(args.data_prefix));
   HYD_ASSIGN_OR_RETURN(auto trainer, train::Trainer::create(config, dataset));
-  double tokens = 0, seconds = 0;
+  if (cuda) std::fprintf(stderr, "device %s\n", trainer->ops().description().c_str());
+  double tokens = 0, seconds = 0, flops = 0;
+  int64_t peak_memory = 0;
   HYD_RETURN_IF_ERROR(trainer->run([&](const train::StepMetrics& m) {
+    peak_memory = std::max(peak_memory, m.peak_memory_bytes);
     if (m.step == 1 && args.steps > 1) return;  // first step warms caches and threads
     tokens += double(m.tokens);
     seconds += m.step_ms / 1e3;
+    flops += m.model_tflops_per_s * 1e12 * m.step_ms / 1e3;
   }));
   const auto& history = trainer->history();
   std::printf("trained %lld steps of %s: loss %.4f -> %.4f, %s tokens/s (steps 2..%lld)%s%s\n",
@@ -102,6 +120,12 @@ core::Status run_train(const TrainArgs& args) {
               history.back().loss, core::format_count(seconds > 0 ? tokens / seconds : 0).c_str(),
               static_cast<long long>(history.size()), args.metrics.empty() ? "" : ", metrics in ",
               args.metrics.c_str());
+  if (cuda && seconds > 0) {
+    const double peak = trainer->ops().peak_flops();
+    std::printf("model %.1f TFLOP/s, MFU %s, peak device memory %s\n", flops / seconds / 1e12,
+                peak > 0 ? fmt::format("{:.1f}%", 100 * flops / seconds / peak).c_str() : "n/a",
+                core::format_bytes(double(peak_memory)).c_str());
+  }
   return core::Status::ok();
 }
 
@@ -160,6 +184,10 @@ void add_train_command(CLI::App& root, CommandList& commands) {
   app->add_option("--recompute", args->recompute, "Activation recomputation: none or full")
       ->capture_default_str()
       ->check(CLI::IsMember({"none", "full"}));
+  app->add_option("--logits-chunk-tokens", args->logits_chunk_tokens,
+                  "Tokens per LM-head chunk on a GPU (bf16 logits of CHUNK x vocab at once)")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
   app->add_option("--order", args->order, "Document order: sequential or shuffled (per epoch)")
       ->capture_default_str()
       ->check(CLI::IsMember({"sequential", "shuffled"}));

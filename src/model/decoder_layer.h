@@ -2,7 +2,8 @@
 //   h = x + o_proj(attention(rope(q_proj(n1)), rope(k_proj(n1)), v_proj(n1))),  n1 = rms_norm(x)
 //   y = h + down_proj(swiglu(gate_up_proj(n2))),                                  n2 = rms_norm(h)
 // The forward fills LayerActivations (what the backward needs); the backward accumulates the
-// layer's parameter gradients. Built only from kernels/cpu ops. Tests: tests/model/model_test.cpp.
+// layer's parameter gradients. Built from the op table of the store's backend (model/ops.h);
+// activations in its compute dtype. Tests: tests/model/model_test.cpp, cuda_model_test.cpp.
 #pragma once
 
 #include <cstdint>
@@ -35,7 +36,7 @@ struct LayerActivations {
   // Bytes held now.
   int64_t bytes() const;
   // Name of the first saved tensor (in forward order) holding a NaN/Inf, or "" when all finite.
-  std::string first_nonfinite() const;
+  std::string first_nonfinite(const Ops& ops) const;
 };
 
 // Activation elements saved per token and layer without recomputation (for memory forecasts).

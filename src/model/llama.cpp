@@ -1,12 +1,14 @@
 // LLaMA forward/backward over a packed micro-batch (docs/model.md): embedding → layers → final
 // norm → chunked LM head + cross-entropy, whose backward runs chunk by chunk right after each
-// chunk's loss so no (T, V) logits or gradient tensor ever exists.
+// chunk's loss so no (T, V) logits or gradient tensor ever exists. Every op runs on the parameter
+// store's backend (model/ops.h); the micro-batch is validated on the host, then uploaded.
 #include "model/llama.h"
 
 #include <algorithm>
 
 #include "kernels/cpu/cpu_kernels.h"
 #include "kernels/cpu/tensor_checks.h"
+#include "model/ops.h"
 #include "model/tensor_ops.h"
 
 namespace hydraulis::model {
@@ -44,11 +46,12 @@ core::StatusOr<double> LlamaModel::forward_backward(const MicroBatch& batch,
   HYD_CHECK(global_target_count > 0, "global_target_count = {} must be > 0", global_target_count);
   const int64_t T = batch.num_tokens(), L = config_.num_layers;
   if (T == 0) return 0.0;
-  const core::DType dt = params_.dtype();
-  const Tensor& cu = batch.cu_seqlens;
+  const Ops& ops = params_.ops();
+  const MicroBatch on_device = upload(batch);
+  const Tensor& cu = on_device.cu_seqlens;
 
-  Tensor x = Tensor::empty({T, config_.hidden}, dt);  // (T, C)
-  cpu::embedding_fwd(batch.input_ids, params_.embedding().value, x);
+  Tensor x = ops.empty({T, config_.hidden}, compute_dtype());  // (T, C)
+  ops.embedding_fwd(on_device.input_ids, params_.embedding().weight(), x);
   std::vector<LayerActivations> acts(static_cast<size_t>(L));
   int64_t saved_bytes = 0;
   for (int64_t l = 0; l < L; ++l) {
@@ -61,7 +64,7 @@ core::StatusOr<double> LlamaModel::forward_backward(const MicroBatch& batch,
   last_activation_bytes_ = saved_bytes;
 
   Tensor dx;  // (T, C)
-  double loss = head(x, batch, global_target_count, Pass::kWithGrad, dx, nullptr);
+  double loss = head(x, on_device, global_target_count, Pass::kWithGrad, dx, nullptr);
   x = Tensor();
   for (int64_t l = L - 1; l >= 0; --l) {
     if (options_.recompute == Recompute::kFull) {
@@ -73,7 +76,7 @@ core::StatusOr<double> LlamaModel::forward_backward(const MicroBatch& batch,
     acts[l] = LayerActivations{};
     dx = dx_in;
   }
-  cpu::embedding_bwd(batch.input_ids, dx, params_.embedding().grad);
+  ops.embedding_bwd(on_device.input_ids, dx, params_.embedding().grad);
   return loss;
 }
 
@@ -83,34 +86,37 @@ core::StatusOr<double> LlamaModel::forward_loss(const MicroBatch& batch,
   HYD_CHECK(global_target_count > 0, "global_target_count = {} must be > 0", global_target_count);
   const int64_t T = batch.num_tokens();
   if (T == 0) return 0.0;
-  Tensor x = Tensor::empty({T, config_.hidden}, params_.dtype());  // (T, C)
-  cpu::embedding_fwd(batch.input_ids, params_.embedding().value, x);
+  const MicroBatch on_device = upload(batch);
+  Tensor x = params_.ops().empty({T, config_.hidden}, compute_dtype());  // (T, C)
+  params_.ops().embedding_fwd(on_device.input_ids, params_.embedding().weight(), x);
   for (int64_t l = 0; l < config_.num_layers; ++l) {
     LayerActivations acts;
     Tensor y;  // (T, C)
-    layer_fwd(config_, params_, l, x, batch.cu_seqlens, acts, y);
+    layer_fwd(config_, params_, l, x, on_device.cu_seqlens, acts, y);
     x = y;
   }
   Tensor unused;
-  return head(x, batch, global_target_count, Pass::kLossOnly, unused, nullptr);
+  return head(x, on_device, global_target_count, Pass::kLossOnly, unused, nullptr);
 }
 
 NonfiniteReport LlamaModel::find_nonfinite(const MicroBatch& batch) {
   NonfiniteReport report;
   const int64_t T = batch.num_tokens();
   if (T == 0 || !validate(batch).is_ok()) return report;
-  Tensor x = Tensor::empty({T, config_.hidden}, params_.dtype());  // (T, C)
-  cpu::embedding_fwd(batch.input_ids, params_.embedding().value, x);
-  if (first_nonfinite(x).has_value()) {
+  const Ops& ops = params_.ops();
+  const MicroBatch on_device = upload(batch);
+  Tensor x = ops.empty({T, config_.hidden}, compute_dtype());  // (T, C)
+  ops.embedding_fwd(on_device.input_ids, params_.embedding().weight(), x);
+  if (first_nonfinite(ops.to_host(x)).has_value()) {
     report = {true, -1, "model.embed_tokens output"};
     return report;
   }
   for (int64_t l = 0; l < config_.num_layers; ++l) {
     LayerActivations acts;
     Tensor y;  // (T, C)
-    layer_fwd(config_, params_, l, x, batch.cu_seqlens, acts, y);
-    std::string name = acts.first_nonfinite();
-    if (name.empty() && first_nonfinite(y).has_value()) name = "output";
+    layer_fwd(config_, params_, l, x, on_device.cu_seqlens, acts, y);
+    std::string name = acts.first_nonfinite(ops);
+    if (name.empty() && first_nonfinite(ops.to_host(y)).has_value()) name = "output";
     if (!name.empty()) {
       report = {true, l, fmt::format("model.layers.{} {}", l, name)};
       return report;
@@ -118,63 +124,78 @@ NonfiniteReport LlamaModel::find_nonfinite(const MicroBatch& batch) {
     x = y;
   }
   Tensor unused;
-  head(x, batch, std::max<int64_t>(1, batch.num_targets()), Pass::kDiagnose, unused, &report);
+  head(x, on_device, std::max<int64_t>(1, batch.num_targets()), Pass::kDiagnose, unused, &report);
   return report;
 }
 
 double LlamaModel::head(const Tensor& x, const MicroBatch& batch, int64_t global_target_count,
                         Pass pass, Tensor& dx, NonfiniteReport* report) {
+  const Ops& ops = params_.ops();
   const int64_t T = x.size(0), C = config_.hidden, V = config_.vocab_size;
   const core::DType dt = x.dtype();
+  const core::DType st = ops.statistic_dtype(params_.dtype());
   Parameter& norm = params_.final_norm();
   Parameter& lm_head = params_.lm_head();
-  Tensor xf = Tensor::empty({T, C}, dt);  // (T, C)
-  Tensor rstd = Tensor::empty({T}, dt);   // (T)
-  cpu::rms_norm_fwd(x, norm.value, config_.norm_eps, xf, rstd);
-  if (pass == Pass::kDiagnose && first_nonfinite(xf).has_value()) {
+  Tensor xf = ops.empty({T, C}, dt);  // (T, C)
+  Tensor rstd = ops.empty({T}, st);   // (T)
+  ops.rms_norm_fwd(x, norm.weight(), config_.norm_eps, xf, rstd);
+  if (pass == Pass::kDiagnose && first_nonfinite(ops.to_host(xf)).has_value()) {
     *report = {true, -1, "model.norm output"};
     return 0;
   }
   Tensor dxf;  // (T, C)
-  if (pass == Pass::kWithGrad) dxf = Tensor::empty({T, C}, dt);
+  if (pass == Pass::kWithGrad) dxf = ops.empty({T, C}, dt);
   const int64_t chunk = options_.logits_chunk_tokens;
-  double loss = 0;
-  Tensor logits_buffer = Tensor::empty({std::min(chunk, T), V}, dt);  // (chunk, V)
-  Tensor losses_buffer = Tensor::empty({std::min(chunk, T)}, dt);     // (chunk)
-  Tensor lse_buffer = Tensor::empty({std::min(chunk, T)}, dt);        // (chunk)
-  Tensor chunk_loss = Tensor::empty({1}, dt);
-  for (int64_t t0 = 0; t0 < T; t0 += chunk) {
+  const int64_t num_chunks = (T + chunk - 1) / chunk;
+  Tensor logits_buffer = ops.empty({std::min(chunk, T), V}, dt);  // (chunk, V)
+  Tensor losses_buffer = ops.empty({std::min(chunk, T)}, st);     // (chunk)
+  Tensor lse_buffer = ops.empty({std::min(chunk, T)}, st);        // (chunk)
+  // One loss slot per chunk, read back once and summed in chunk order on the host (double).
+  Tensor chunk_losses = ops.empty({num_chunks}, st);  // (num_chunks)
+  for (int64_t t0 = 0, c = 0; t0 < T; t0 += chunk, ++c) {
     const int64_t t1 = std::min(T, t0 + chunk);
-    Tensor xc = xf.narrow_rows(t0, t1);                     // (n, C)
-    Tensor targets = batch.targets.narrow_rows(t0, t1);     // (n)
-    Tensor logits = logits_buffer.narrow_rows(0, t1 - t0);  // (n, V)
-    Tensor losses = losses_buffer.narrow_rows(0, t1 - t0);  // (n)
-    Tensor lse = lse_buffer.narrow_rows(0, t1 - t0);        // (n)
-    cpu::matmul_fwd(xc, lm_head.value, logits);
-    cpu::cross_entropy_fwd(logits, targets, cpu::kIgnoreIndex, global_target_count, losses, lse,
-                           chunk_loss);
-    loss += element(chunk_loss, 0);
+    Tensor xc = xf.narrow_rows(t0, t1);                      // (n, C)
+    Tensor targets = batch.targets.narrow_rows(t0, t1);      // (n)
+    Tensor logits = logits_buffer.narrow_rows(0, t1 - t0);   // (n, V)
+    Tensor losses = losses_buffer.narrow_rows(0, t1 - t0);   // (n)
+    Tensor lse = lse_buffer.narrow_rows(0, t1 - t0);         // (n)
+    Tensor chunk_loss = chunk_losses.narrow_rows(c, c + 1);  // (1)
+    ops.matmul_fwd(xc, lm_head.weight(), logits);
+    ops.cross_entropy_fwd(logits, targets, cpu::kIgnoreIndex, global_target_count, losses, lse,
+                          chunk_loss);
     if (pass == Pass::kDiagnose) {
-      const char* bad = first_nonfinite(logits).has_value()   ? "logits"
-                        : first_nonfinite(losses).has_value() ? "token losses"
-                                                              : nullptr;
+      const char* bad = first_nonfinite(ops.to_host(logits)).has_value()   ? "logits"
+                        : first_nonfinite(ops.to_host(losses)).has_value() ? "token losses"
+                                                                           : nullptr;
       if (bad != nullptr) {
         *report = {true, -1, bad};
-        return loss;
+        return 0;
       }
     }
     if (pass == Pass::kWithGrad) {
-      cpu::cross_entropy_bwd(logits, targets, lse, cpu::kIgnoreIndex, global_target_count,
-                             logits);        // in place: logits now hold dlogits (n, V)
+      ops.cross_entropy_bwd(logits, targets, lse, cpu::kIgnoreIndex, global_target_count,
+                            logits);         // in place: logits now hold dlogits (n, V)
       Tensor dxc = dxf.narrow_rows(t0, t1);  // (n, C)
-      cpu::matmul_bwd(logits, xc, lm_head.value, dxc, lm_head.grad);
+      ops.matmul_bwd(logits, xc, lm_head.weight(), dxc, lm_head.grad);
     }
   }
   if (pass == Pass::kWithGrad) {
-    dx = Tensor::empty({T, C}, dt);  // (T, C)
-    cpu::rms_norm_bwd(dxf, x, norm.value, rstd, dx, norm.grad);
+    dx = ops.empty({T, C}, dt);  // (T, C)
+    ops.rms_norm_bwd(dxf, x, norm.weight(), rstd, dx, norm.grad);
   }
+  const Tensor host_losses = ops.to_host(chunk_losses);
+  double loss = 0;
+  for (int64_t c = 0; c < num_chunks; ++c) loss += element(host_losses, c);
   return loss;
+}
+
+MicroBatch LlamaModel::upload(const MicroBatch& batch) const {
+  const Ops& ops = params_.ops();
+  return {ops.upload(batch.input_ids), ops.upload(batch.targets), ops.upload(batch.cu_seqlens)};
+}
+
+core::DType LlamaModel::compute_dtype() const {
+  return params_.ops().compute_dtype(params_.dtype());
 }
 
 MemoryEstimate estimate_memory(const LlamaConfig& c, int64_t micro_batch_tokens,
@@ -193,6 +214,14 @@ MemoryEstimate estimate_memory(const LlamaConfig& c, int64_t micro_batch_tokens,
   const int64_t head = (2 * T * c.hidden + chunk * c.vocab_size) * b;
   const int64_t layer = (3 * c.ffn_hidden + 4 * c.hidden + 2 * c.q_width()) * T * b;
   m.transient_bytes = std::max(head, layer) + 2 * T * c.hidden * b;
+  return m;
+}
+
+MemoryEstimate estimate_device_memory(const LlamaConfig& c, int64_t micro_batch_tokens,
+                                      const ModelOptions& options) {
+  MemoryEstimate m = estimate_memory(c, micro_batch_tokens, options, 2);
+  m.parameter_bytes = 18 * c.num_parameters();  // f32 value, grad, exp_avg, exp_avg_sq; bf16 copy
+  m.transient_bytes += int64_t(32) << 20;       // cuBLASLt workspace
   return m;
 }
 

@@ -2,7 +2,8 @@
 // RMSNorm, LM head and token cross-entropy — with an explicit forward and backward. The loss of a
 // micro-batch is Σ_t −log p(target_t) / N_global (N_global: the step's target count), so the
 // micro-batch losses and gradients of a step sum to the step's mean token loss whatever the
-// packing (docs/model.md, "Loss"). Knows nothing of parallelism. Tests: tests/model/model_test.cpp.
+// packing (docs/model.md, "Loss"). Runs on the parameter store's backend (model/ops.h); knows
+// nothing of parallelism. Tests: tests/model/model_test.cpp, tests/model/cuda_model_test.cpp.
 #pragma once
 
 #include <cstdint>
@@ -63,6 +64,9 @@ class LlamaModel {
   // producing dx (T, C) w.r.t. the last layer's output.
   double head(const core::Tensor& x, const MicroBatch& batch, int64_t global_target_count,
               Pass pass, core::Tensor& dx, NonfiniteReport* report);
+  // The micro-batch's tensors on the backend's device (the same tensors on the CPU).
+  MicroBatch upload(const MicroBatch& batch) const;
+  core::DType compute_dtype() const;  // of activations
 
   LlamaConfig config_;
   ParameterStore& params_;
@@ -81,5 +85,9 @@ struct MemoryEstimate {
 };
 MemoryEstimate estimate_memory(const LlamaConfig& config, int64_t micro_batch_tokens,
                                const ModelOptions& options, int64_t bytes_per_element = 4);
+// The same forecast for a GPU: fp32 master weights, gradients and moments plus the bf16 compute
+// copy (18 B per parameter), bf16 activations (fp32 statistics counted as bf16 pairs).
+MemoryEstimate estimate_device_memory(const LlamaConfig& config, int64_t micro_batch_tokens,
+                                      const ModelOptions& options);
 
 }  // namespace hydraulis::model

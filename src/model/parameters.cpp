@@ -43,6 +43,7 @@ ParameterStore ParameterStore::create(const LlamaConfig& config, core::DType dty
             "master weights are f32 (or f64 for tests), got {}", core::dtype_name(dtype));
   ParameterStore store;
   store.dtype_ = dtype;
+  store.ops_ = make_ops(core::Device::kCpu).value();
   const int64_t C = config.hidden, F = config.ffn_hidden, V = config.vocab_size;
   // GPT-2 / Megatron init: N(0, 0.02²); projections into the residual stream (o_proj,
   // down_proj) scaled by 1/sqrt(2L) so the residual's variance does not grow with depth.
@@ -109,7 +110,37 @@ void ParameterStore::init(uint64_t seed) {
 }
 
 void ParameterStore::zero_grads() {
-  for (Parameter& p : params_) std::memset(p.grad.raw_data(), 0, p.grad.nbytes());
+  for (Parameter& p : params_) ops_->fill_zero(p.grad);
+}
+
+ParameterStore ParameterStore::copy_to(std::shared_ptr<const Ops> ops) const {
+  HYD_CHECK(ops != nullptr, "ParameterStore::copy_to: no backend");
+  HYD_CHECK(device() == core::Device::kCpu, "ParameterStore::copy_to: copy from a CPU store");
+  ParameterStore store;
+  const bool on_cpu = ops->device() == core::Device::kCpu;
+  store.dtype_ = on_cpu ? dtype_ : core::DType::kF32;
+  store.ops_ = ops;
+  store.layers_ = layers_;
+  store.embedding_ = embedding_;
+  store.final_norm_ = final_norm_;
+  store.lm_head_ = lm_head_;
+  for (const Parameter& p : params_) {
+    Parameter q = p;
+    q.value = on_cpu ? p.value.clone() : ops->upload_as(p.value, store.dtype_);
+    q.grad = ops->zeros(p.value.shape(), store.dtype_);
+    q.compute = core::Tensor();
+    const core::DType compute = ops->compute_dtype(store.dtype_);
+    if (compute != store.dtype_) q.compute = ops->empty(p.value.shape(), compute);
+    store.params_.push_back(std::move(q));
+  }
+  store.refresh_compute();
+  return store;
+}
+
+void ParameterStore::refresh_compute() {
+  for (Parameter& p : params_) {
+    if (p.compute.defined()) ops_->convert(p.value, p.compute);
+  }
 }
 
 Parameter* ParameterStore::find(const std::string& name) {

@@ -1,28 +1,36 @@
 // ParameterStore: the model's named parameters (Hugging Face LLaMA names, QKV unfused, gate/up
 // fused), each a master tensor with its gradient, and their deterministic initialisation from a
 // seed with our own counter-based PRNG (identical on every platform and for any thread count).
-// Init and naming: docs/model.md. Tests: tests/model/parameters_test.cpp.
+// A store lives on one backend (model/ops.h): created and initialised on the CPU, copy_to() puts
+// it on a device (fp32 master + fp32 gradient + the bf16 compute copy the kernels read).
+// Init and naming: docs/model.md. Tests: tests/model/model_test.cpp, cuda_model_test.cpp.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "core/status.h"
 #include "core/tensor.h"
 #include "model/config.h"
+#include "model/ops.h"
 
 namespace hydraulis::model {
 
 enum class WeightDecay { kApply, kNone };  // AdamW decay on matrices, none on norm weights
 
 struct Parameter {
-  std::string name;    // "model.layers.3.self_attn.q_proj.weight"
-  core::Tensor value;  // master weights (f32, or f64 in the gradient tests)
-  core::Tensor grad;   // same shape and dtype; accumulated over a step's micro-batches
+  std::string name;      // "model.layers.3.self_attn.q_proj.weight"
+  core::Tensor value;    // master weights (f32, or f64 in the gradient tests)
+  core::Tensor grad;     // same shape and dtype; accumulated over a step's micro-batches
+  core::Tensor compute;  // bf16 copy the device kernels read; undefined where they read `value`
   WeightDecay decay = WeightDecay::kApply;
   int64_t layer = -1;   // decoder layer, -1 for embedding, final norm and LM head
   double init_std = 0;  // 0: initialised to ones (norm weights)
+
+  // The weights as the kernels read them.
+  const core::Tensor& weight() const { return compute.defined() ? compute : value; }
 };
 
 // Indices into ParameterStore::all() of one decoder layer's tensors.
@@ -39,6 +47,15 @@ class ParameterStore {
   // through SplitMix64 + Box-Muller and rounded to f32 first (so f32 and f64 stores agree).
   void init(uint64_t seed);
   void zero_grads();
+
+  // A copy on `ops`' device: master weights as f32 (this store's dtype on the CPU), zero
+  // gradients of the same dtype, and the compute copy where ops.compute_dtype differs.
+  ParameterStore copy_to(std::shared_ptr<const Ops> ops) const;
+  // Rewrites every compute copy from the master weights (after changing `value` directly).
+  void refresh_compute();
+  const Ops& ops() const { return *ops_; }
+  std::shared_ptr<const Ops> shared_ops() const { return ops_; }
+  core::Device device() const { return ops_->device(); }
 
   std::vector<Parameter>& all() { return params_; }
   const std::vector<Parameter>& all() const { return params_; }
@@ -60,6 +77,7 @@ class ParameterStore {
              double init_std);
 
   core::DType dtype_ = core::DType::kF32;
+  std::shared_ptr<const Ops> ops_;
   std::vector<Parameter> params_;
   std::vector<LayerParameterIds> layers_;
   size_t embedding_ = 0, final_norm_ = 0, lm_head_ = 0;

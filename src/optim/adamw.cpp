@@ -1,4 +1,5 @@
-// AdamW over the parameter store with global clipping (cpu::adamw_step, cpu::grad_norm_sq).
+// AdamW over the parameter store with global clipping, on the store's backend (model/ops.h:
+// cpu::adamw_step / cuda::adamw_step, which also refreshes the bf16 compute copy).
 #include "optim/adamw.h"
 
 #include <cmath>
@@ -9,9 +10,10 @@ namespace hydraulis::optim {
 
 AdamW::AdamW(model::ParameterStore& params, AdamWOptions options)
     : params_(params), options_(options) {
+  const model::Ops& ops = params_.ops();
   for (const model::Parameter& p : params_.all()) {
-    exp_avg_.push_back(core::Tensor::zeros(p.value.shape(), p.value.dtype()));
-    exp_avg_sq_.push_back(core::Tensor::zeros(p.value.shape(), p.value.dtype()));
+    exp_avg_.push_back(ops.zeros(p.value.shape(), p.value.dtype()));
+    exp_avg_sq_.push_back(ops.zeros(p.value.shape(), p.value.dtype()));
   }
 }
 
@@ -19,18 +21,17 @@ double AdamW::grad_norm() const {
   // Each tied tensor appears once in the store, so it is counted once.
   std::vector<core::Tensor> grads;
   for (const model::Parameter& p : params_.all()) grads.push_back(p.grad);
-  core::Tensor sum_sq = core::Tensor::empty({1}, core::DType::kF64);
-  cpu::grad_norm_sq(grads, sum_sq);
-  return std::sqrt(model::element(sum_sq, 0));
+  return std::sqrt(params_.ops().grad_norm_sq(grads));
 }
 
 std::vector<NonfiniteGradient> AdamW::nonfinite_gradients() const {
   std::vector<NonfiniteGradient> bad;
   for (const model::Parameter& p : params_.all()) {
-    std::optional<int64_t> first = model::first_nonfinite(p.grad);
+    const core::Tensor grad = params_.ops().to_host(p.grad);
+    std::optional<int64_t> first = model::first_nonfinite(grad);
     if (!first.has_value()) continue;
     bad.push_back(
-        {p.name, p.layer, model::count_nonfinite(p.grad), *first, model::element(p.grad, *first)});
+        {p.name, p.layer, model::count_nonfinite(grad), *first, model::element(grad, *first)});
   }
   return bad;
 }
@@ -48,8 +49,8 @@ StepResult AdamW::step(double lr, double grad_norm) {
     config.beta2 = options_.beta2;
     config.eps = options_.eps;
     config.weight_decay = all[i].decay == model::WeightDecay::kApply ? options_.weight_decay : 0.0;
-    cpu::adamw_step(all[i].value, all[i].grad, exp_avg_[i], exp_avg_sq_[i], config, step_,
-                    result.clip_factor);
+    params_.ops().adamw_step(all[i].value, all[i].grad, exp_avg_[i], exp_avg_sq_[i], config, step_,
+                             result.clip_factor, all[i].compute);
   }
   return result;
 }

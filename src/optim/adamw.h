@@ -1,6 +1,7 @@
 // AdamW over a ParameterStore: one exp_avg / exp_avg_sq pair per parameter (fp32, same layout as
 // the master weights), global grad-norm clipping, and the non-finite gradient check that names
-// the offending tensor. Single device; the sharded optimizer layout builds on the same step.
+// the offending tensor, on the parameter store's backend (moments live beside the master
+// weights). Single device; the sharded optimizer layout builds on the same step.
 // Docs: docs/training.md. Tests: tests/optim/optim_test.cpp.
 #pragma once
 

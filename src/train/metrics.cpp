@@ -28,6 +28,9 @@ core::Json StepMetrics::to_json() const {
   j["targets"] = targets;
   j["micro_batches"] = micro_batches;
   j["skipped"] = skipped;
+  if (model_tflops_per_s >= 0) j["model_tflops_per_s"] = model_tflops_per_s;
+  if (mfu >= 0) j["mfu"] = mfu;
+  if (peak_memory_bytes >= 0) j["peak_memory_bytes"] = peak_memory_bytes;
   return j;
 }
 

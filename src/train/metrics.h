@@ -1,6 +1,7 @@
 // StepMetrics and the metrics JSONL writer (design.md "m.jsonl"): one JSON object per line and
 // step with the contract keys step, loss, tokens, step_ms, strategy, planning_ms, tokens_per_s,
-// plus grad_norm, lr, targets, micro_batches and skipped. The file is rewritten atomically after
+// plus grad_norm, lr, targets, micro_batches and skipped; on a GPU also mfu, model_tflops_per_s
+// and peak_memory_bytes. The file is rewritten atomically after
 // every step (core::AtomicFile), so it is always complete. Docs: docs/training.md.
 #pragma once
 
@@ -25,6 +26,11 @@ struct StepMetrics {
   double lr = 0;            // learning rate used by this step
   int64_t micro_batches = 0;
   bool skipped = false;  // non-finite loss/gradients and --skip-nonfinite
+  // Device runs only (negative: not written): model FLOP/s over the step (model/flops.h), MFU =
+  // that over the device's bf16 dense peak, and the allocator's high-water mark of the step.
+  double model_tflops_per_s = -1;
+  double mfu = -1;
+  int64_t peak_memory_bytes = -1;
 
   core::Json to_json() const;
 };

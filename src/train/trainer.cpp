@@ -9,6 +9,7 @@
 #include <cstdio>
 
 #include "core/progress.h"
+#include "model/flops.h"
 #include "model/tensor_ops.h"
 #include "train/packer.h"
 
@@ -70,10 +71,17 @@ core::StatusOr<std::unique_ptr<Trainer>> Trainer::create(const TrainerConfig& co
   TrainerConfig& c = trainer->config_;
   if (c.micro_batch_tokens == 0) c.micro_batch_tokens = c.max_seq_len;
 
+  HYD_ASSIGN_OR_RETURN(trainer->ops_, model::make_ops(c.device));
+  const model::Ops& ops = *trainer->ops_;
+  HYD_RETURN_IF_ERROR(ops.check_supported(c.model));
+
   // Memory forecast before any large allocation.
-  trainer->memory_ = model::estimate_memory(c.model, c.micro_batch_tokens, c.model_options);
+  trainer->memory_ =
+      c.device == core::Device::kCpu
+          ? model::estimate_memory(c.model, c.micro_batch_tokens, c.model_options)
+          : model::estimate_device_memory(c.model, c.micro_batch_tokens, c.model_options);
   const int64_t available =
-      c.available_memory_bytes > 0 ? c.available_memory_bytes : available_host_memory();
+      c.available_memory_bytes > 0 ? c.available_memory_bytes : ops.available_memory();
   const model::MemoryEstimate& m = trainer->memory_;
   if (available > 0 && m.total() > available) {
     return core::make_error(
@@ -102,6 +110,11 @@ core::StatusOr<std::unique_ptr<Trainer>> Trainer::create(const TrainerConfig& co
   trainer->params_ = std::make_unique<model::ParameterStore>(
       model::ParameterStore::create(c.model, core::DType::kF32));
   trainer->params_->init(c.seed);
+  if (c.device != core::Device::kCpu) {
+    // Initialised on the host (the same weights as a CPU run), then copied to the device.
+    trainer->params_ =
+        std::make_unique<model::ParameterStore>(trainer->params_->copy_to(trainer->ops_));
+  }
   trainer->model_ =
       std::make_unique<model::LlamaModel>(c.model, *trainer->params_, c.model_options);
   trainer->optimizer_ = std::make_unique<optim::AdamW>(*trainer->params_, c.adamw);
@@ -161,6 +174,7 @@ core::StatusOr<StepMetrics> Trainer::step() {
 
   // Forward/backward of every micro-batch; gradients accumulate, losses add up (each is already
   // divided by the step's target count).
+  ops_->reset_peak_memory();
   params_->zero_grads();
   for (size_t i = 0; i < micro_batches.size(); ++i) {
     auto loss = model_->forward_backward(micro_batches[i], m.targets);
@@ -182,8 +196,15 @@ core::StatusOr<StepMetrics> Trainer::step() {
   } else {
     optimizer_->step(m.lr, m.grad_norm);
   }
+  ops_->synchronize();
   m.step_ms = ms_since(start);
   m.tokens_per_s = double(m.tokens) / (m.step_ms / 1e3);
+  if (ops_->device() != core::Device::kCpu) {
+    const double flops = model::training_flops(config_.model, positions);
+    m.model_tflops_per_s = flops / (m.step_ms / 1e3) / 1e12;
+    if (ops_->peak_flops() > 0) m.mfu = flops / (m.step_ms / 1e3) / ops_->peak_flops();
+    m.peak_memory_bytes = ops_->peak_memory();
+  }
   history_.push_back(m);
   HYD_RETURN_IF_ERROR(metrics_.append(m));
   return m;

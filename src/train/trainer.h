@@ -2,7 +2,8 @@
 // greedy packing into micro-batches under a token cap, gradient accumulation over micro-batches
 // of any sizes (loss normalised by the step's target count), NaN/Inf detection naming the step,
 // layer and tensor, AdamW with warm-up + cosine LR and global clipping, metrics JSONL and a
-// progress line. Docs: docs/training.md. Tests: tests/train/train_test.cpp.
+// progress line. The same loop on the CPU or on one GPU (the parameter store's backend,
+// model/ops.h). Docs: docs/training.md. Tests: tests/train/train_test.cpp, cuda_train_test.cpp.
 #pragma once
 
 #include <cstdint>
@@ -29,6 +30,7 @@ enum class NonfinitePolicy {
 };
 
 struct TrainerConfig {
+  core::Device device = core::Device::kCpu;
   model::LlamaConfig model;
   model::ModelOptions model_options;
   int64_t steps = 10;
@@ -41,7 +43,7 @@ struct TrainerConfig {
   optim::AdamWOptions adamw;
   NonfinitePolicy nonfinite = NonfinitePolicy::kStop;
   std::string metrics_path;            // "" writes no file
-  int64_t available_memory_bytes = 0;  // for the forecast; 0: read it from the system
+  int64_t available_memory_bytes = 0;  // for the forecast; 0: ask the backend
   bool progress = true;                // a progress line per step and warnings on stderr
 
   // Ranges and consistency (before any allocation).
@@ -67,6 +69,7 @@ class Trainer {
   model::LlamaModel& model() { return *model_; }
   const std::vector<StepMetrics>& history() const { return history_; }
   const model::MemoryEstimate& memory_estimate() const { return memory_; }
+  const model::Ops& ops() const { return *ops_; }
 
  private:
   Trainer(const TrainerConfig& config, const data::IndexedDataset& dataset);
@@ -85,6 +88,7 @@ class Trainer {
   MetricsWriter metrics_;
   std::vector<StepMetrics> history_;
   model::MemoryEstimate memory_;
+  std::shared_ptr<const model::Ops> ops_;
   int64_t step_ = 0;
 };
 

@@ -9,6 +9,7 @@
 #include <cstdlib>
 
 #include "core/json.h"
+#include "golden_util.h"
 #include "model/llama.h"
 #include "model/safetensors.h"
 #include "model/tensor_ops.h"
@@ -24,14 +25,10 @@ using core::Tensor;
 constexpr const char* kInputPath = "tests/model/golden/llama_micro_input.safetensors";
 constexpr const char* kGoldenPath = "tests/model/golden/llama_micro_golden.safetensors";
 
-// Training settings of the curve, written into the input file's metadata for the script.
-optim::LrSchedule golden_schedule() {
-  return {1e-2, 1e-3, 3, 10};
-}
-optim::AdamWOptions golden_adamw() {
-  return {0.9, 0.999, 1e-8, 0.01, 1.0};
-}
-constexpr int kCurveSteps = 10;
+using testing::golden_adamw;
+using testing::golden_schedule;
+using testing::kCurveSteps;
+using testing::read_or_fail;
 
 struct Fixture {
   LlamaConfig config = testing::golden_config();
@@ -54,46 +51,14 @@ struct Fixture {
   }
 };
 
-SafetensorsFile read_or_fail(const std::string& relative) {
-  auto file = read_safetensors(testing::source_path(relative));
-  EXPECT_TRUE(file.is_ok()) << file.status().to_string();
-  return file.is_ok() ? std::move(file).value() : SafetensorsFile{};
-}
-
 TEST(Golden, InputFileHoldsOurInitAndBatch) {
   Fixture f(core::DType::kF64);
   auto seqs = testing::golden_sequences(f.config.vocab_size);
   MicroBatch whole = pack_sequences(seqs);
   if (std::getenv("HYD_WRITE_GOLDEN_INPUT") != nullptr) {
-    SafetensorsFile out;
-    for (const Parameter& p : f.params.all()) out.tensors.emplace_back(p.name, p.value);
-    out.tensors.emplace_back("batch.input_ids", whole.input_ids);
-    out.tensors.emplace_back("batch.targets", whole.targets);
-    out.tensors.emplace_back("batch.cu_seqlens", whole.cu_seqlens);
-    const LlamaConfig& c = f.config;
-    optim::LrSchedule lr = golden_schedule();
-    optim::AdamWOptions a = golden_adamw();
-    core::Json meta = {{"num_layers", c.num_layers},
-                       {"hidden", c.hidden},
-                       {"num_heads", c.num_heads},
-                       {"num_kv_heads", c.num_kv_heads},
-                       {"ffn_hidden", c.ffn_hidden},
-                       {"vocab_size", c.vocab_size},
-                       {"rope_theta", c.rope_theta},
-                       {"norm_eps", c.norm_eps},
-                       {"tied", false},
-                       {"peak_lr", lr.peak_lr},
-                       {"min_lr", lr.min_lr},
-                       {"warmup_steps", lr.warmup_steps},
-                       {"total_steps", lr.total_steps},
-                       {"beta1", a.beta1},
-                       {"beta2", a.beta2},
-                       {"eps", a.eps},
-                       {"weight_decay", a.weight_decay},
-                       {"max_grad_norm", a.max_grad_norm},
-                       {"curve_steps", kCurveSteps}};
-    out.metadata["config"] = meta.dump();
-    ASSERT_TRUE(write_safetensors(testing::source_path(kInputPath), out).is_ok());
+    ASSERT_TRUE(write_safetensors(testing::source_path(kInputPath),
+                                  testing::golden_input(f.config, f.params, whole))
+                    .is_ok());
   }
   // The checked-in input must be exactly what our init and batch produce today.
   SafetensorsFile in = read_or_fail(kInputPath);
@@ -112,20 +77,6 @@ TEST(Golden, InputFileHoldsOurInitAndBatch) {
     EXPECT_EQ(ids->data<int32_t>()[i], whole.input_ids.data<int32_t>()[i]);
 }
 
-// |ours − torch| ≤ tol · max|torch| over the tensor (grads near 0 compared on the tensor's scale).
-void expect_close(const Tensor& ours, const Tensor& golden, double tol, const std::string& what) {
-  ASSERT_EQ(ours.shape(), golden.shape()) << what;
-  double scale = 0;
-  for (int64_t i = 0; i < golden.numel(); ++i)
-    scale = std::max(scale, std::abs(element(golden, i)));
-  ASSERT_GT(scale, 0) << what << " is all zeros in the golden file";
-  for (int64_t i = 0; i < golden.numel(); ++i) {
-    ASSERT_LE(std::abs(element(ours, i) - element(golden, i)), tol * scale)
-        << what << " element " << i << ": ours " << element(ours, i) << ", torch "
-        << element(golden, i);
-  }
-}
-
 void check_loss_and_grads(core::DType dtype, double tol) {
   SafetensorsFile golden = read_or_fail(kGoldenPath);
   ASSERT_NE(golden.find("loss"), nullptr);
@@ -138,7 +89,7 @@ void check_loss_and_grads(core::DType dtype, double tol) {
     for (const Parameter& p : f.params.all()) {
       const Tensor* g = golden.find("grad." + p.name);
       ASSERT_NE(g, nullptr) << p.name;
-      expect_close(p.grad, *g, tol, "grad of " + p.name);
+      testing::expect_close(p.grad, *g, tol, "grad of " + p.name);
     }
   }
 }
@@ -171,6 +122,48 @@ TEST(Golden, TenStepAdamWLossCurveMatchesPyTorch) {
   }
   // The curve falls: the model learns the fixed batch.
   EXPECT_LT(element(*curve, kCurveSteps - 1), element(*curve, 0) - 0.5);
+}
+
+// The d64 files (head dim 64, what the CUDA backend runs; cuda_model_test.cpp) checked on the
+// CPU in f32: the input is our init, and the golden is PyTorch's answer to it.
+constexpr const char* kD64InputPath = "tests/model/golden/llama_d64_input.safetensors";
+constexpr const char* kD64GoldenPath = "tests/model/golden/llama_d64_golden.safetensors";
+
+TEST(GoldenD64, InputFileHoldsOurInitAndCpuMatchesPyTorchInF32) {
+  const LlamaConfig config = testing::golden_d64_config();
+  ParameterStore params = ParameterStore::create(config, core::DType::kF32);
+  params.init(testing::kGoldenSeed);
+  auto seqs = testing::golden_d64_sequences(config.vocab_size);
+  if (std::getenv("HYD_WRITE_GOLDEN_INPUT") != nullptr) {
+    ASSERT_TRUE(write_safetensors(testing::source_path(kD64InputPath),
+                                  testing::golden_input(config, params, pack_sequences(seqs)))
+                    .is_ok());
+  }
+  SafetensorsFile in = read_or_fail(kD64InputPath);
+  for (const Parameter& p : params.all()) {
+    const Tensor* t = in.find(p.name);
+    ASSERT_NE(t, nullptr) << p.name;
+    ASSERT_EQ(t->shape(), p.value.shape()) << p.name;
+    for (int64_t i = 0; i < t->numel(); ++i) {
+      ASSERT_EQ(t->data<float>()[i], p.value.data<float>()[i]) << p.name << " element " << i;
+    }
+  }
+  SafetensorsFile golden = read_or_fail(kD64GoldenPath);
+  ASSERT_NE(golden.find("loss"), nullptr);
+  std::vector<MicroBatch> micro_batches = {pack_sequences(Seqs{seqs[0], seqs[1]}),
+                                           pack_sequences(Seqs{seqs[2]})};
+  int64_t targets = 0;
+  for (const auto& mb : micro_batches) targets += mb.num_targets();
+  LlamaModel model(config, params);
+  double loss = 0;
+  for (const auto& mb : micro_batches) loss += model.forward_backward(mb, targets).value();
+  const double expected = element(*golden.find("loss"), 0);
+  EXPECT_NEAR(loss, expected, 1e-5 * expected);
+  for (const Parameter& p : params.all()) {
+    const Tensor* g = golden.find("grad." + p.name);
+    ASSERT_NE(g, nullptr) << p.name;
+    testing::expect_close(p.grad, *g, 1e-4, "grad of " + p.name);
+  }
 }
 
 }  // namespace

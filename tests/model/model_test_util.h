@@ -33,6 +33,21 @@ inline LlamaConfig golden_config() {
 
 inline constexpr uint64_t kGoldenSeed = 7;
 
+// The config of the d64 golden files (tests/model/golden/llama_d64_*): head dim 64 so the CUDA
+// attention kernels run it (they support 64 and 128): 2 layers, hidden 128, 2 heads on 1 kv head,
+// ffn 128, vocab 128, untied head. Files in f32 (torch computes in f64, stores f32).
+inline LlamaConfig golden_d64_config() {
+  LlamaConfig c = golden_config();
+  c.name = "golden_d64";
+  c.hidden = 128;
+  c.num_heads = 2;
+  c.num_kv_heads = 1;
+  c.ffn_hidden = 128;
+  c.vocab_size = 128;
+  c.max_seq_len = 256;
+  return c;
+}
+
 }  // namespace hydraulis::model::testing
 
 namespace hydraulis::model {
@@ -58,6 +73,12 @@ inline std::vector<int32_t> test_sequence(int64_t tokens, int64_t vocab, uint64_
 // micro-batches {0, 1} and {2}.
 inline std::vector<std::vector<int32_t>> golden_sequences(int64_t vocab) {
   return {test_sequence(9, vocab, 1), test_sequence(5, vocab, 2), test_sequence(13, vocab, 3)};
+}
+
+// The d64 golden batch: 71, 34 and 98 tokens (70 + 33 + 97 = 200 positions, so attention tiles
+// of 64 are crossed), run as two micro-batches {0, 1} and {2}.
+inline std::vector<std::vector<int32_t>> golden_d64_sequences(int64_t vocab) {
+  return {test_sequence(71, vocab, 11), test_sequence(34, vocab, 12), test_sequence(98, vocab, 13)};
 }
 
 inline std::string source_path(const std::string& relative) {

@@ -1,0 +1,186 @@
+// CUDA backend of the op table: every op forwards to hydraulis::cuda on the backend's stream;
+// host copies synchronise that stream. Tests: tests/model/cuda_model_test.cpp.
+#include "model/cuda_ops.h"
+
+#include <cuda_runtime.h>
+
+#include <string>
+
+#include "kernels/cuda/adamw.h"
+#include "kernels/cuda/add.h"
+#include "kernels/cuda/attention.h"
+#include "kernels/cuda/cross_entropy.h"
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/device.h"
+#include "kernels/cuda/embedding.h"
+#include "kernels/cuda/matmul.h"
+#include "kernels/cuda/rms_norm.h"
+#include "kernels/cuda/rope.h"
+#include "kernels/cuda/swiglu.h"
+
+namespace hydraulis::model {
+
+namespace {
+
+using core::DType;
+using core::Tensor;
+
+// Dense bf16 tensor-core peak of the GPU (vendor data sheets): H100/H200 SXM 989 TFLOP/s,
+// H100 PCIe 756 TFLOP/s; unknown GPUs report no MFU.
+double bf16_peak_flops(const std::string& name) {
+  if (name.find("H100") != std::string::npos && name.find("PCIe") != std::string::npos) {
+    return 756e12;
+  }
+  if (name.find("H100") != std::string::npos || name.find("H200") != std::string::npos) {
+    return 989e12;
+  }
+  return 0;
+}
+
+class CudaOps final : public Ops {
+ public:
+  CudaOps() : allocator_(cuda::install_allocator()) {
+    HYD_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    description_ = cuda::device_description();
+    peak_flops_ = bf16_peak_flops(description_);
+  }
+  ~CudaOps() override {
+    (void)cudaStreamSynchronize(stream_);
+    (void)cudaStreamDestroy(stream_);
+  }
+  CudaOps(const CudaOps&) = delete;
+  CudaOps& operator=(const CudaOps&) = delete;
+
+  core::Device device() const override { return core::Device::kCuda; }
+  std::string description() const override { return description_; }
+  DType compute_dtype(DType) const override { return DType::kBF16; }
+  DType statistic_dtype(DType) const override { return DType::kF32; }
+  core::Status check_supported(const LlamaConfig& config) const override {
+    const int64_t D = config.head_dim();
+    if (D != 64 && D != 128) {
+      return core::invalid_argument(
+          "model '{}' has head dim {}; the CUDA attention kernels support 64 and 128: pick a "
+          "model with such heads (125m, 1b, 7b, ...) or train on --device cpu",
+          config.name, D);
+    }
+    return core::Status::ok();
+  }
+  int64_t available_memory() const override {
+    size_t free_b = 0, total_b = 0;
+    HYD_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+    return int64_t(free_b) + int64_t(allocator_.bytes_cached());
+  }
+  int64_t peak_memory() const override { return int64_t(allocator_.peak_bytes_in_use()); }
+  void reset_peak_memory() const override { allocator_.reset_peak(); }
+  double peak_flops() const override { return peak_flops_; }
+
+  Tensor empty(const core::Shape& shape, DType dtype) const override {
+    return Tensor::empty(shape, dtype, core::Device::kCuda);
+  }
+  Tensor zeros(const core::Shape& shape, DType dtype) const override {
+    return cuda::zeros(shape, dtype, stream_);
+  }
+  void fill_zero(Tensor& t) const override { cuda::fill_zero(t, stream_); }
+  Tensor upload(const Tensor& host) const override {
+    return host.device() == core::Device::kCuda ? host : cuda::to_device(host, stream_);
+  }
+  Tensor upload_as(const Tensor& host, DType dtype) const override {
+    return cuda::to_device_as(host, dtype, stream_);
+  }
+  Tensor to_host(const Tensor& t) const override {
+    if (t.device() == core::Device::kCpu) return t;
+    const DType dt = t.dtype();
+    if (dt == DType::kF32 || dt == DType::kBF16) return cuda::to_host_f32(t, stream_);
+    return cuda::to_host(t, stream_);
+  }
+  void convert(const Tensor& src, Tensor& dst) const override { cuda::convert(src, dst, stream_); }
+  void synchronize() const override { HYD_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+
+  void embedding_fwd(const Tensor& ids, const Tensor& table, Tensor& out) const override {
+    cuda::embedding_fwd(ids, table, out, stream_);
+  }
+  void embedding_bwd(const Tensor& ids, const Tensor& dout, Tensor& dtable) const override {
+    cuda::embedding_bwd(ids, dout, dtable, stream_);
+  }
+  void rms_norm_fwd(const Tensor& x, const Tensor& weight, double eps, Tensor& y,
+                    Tensor& rstd) const override {
+    cuda::rms_norm_fwd(x, weight, eps, y, rstd, stream_);
+  }
+  void rms_norm_bwd(const Tensor& dy, const Tensor& x, const Tensor& weight, const Tensor& rstd,
+                    Tensor& dx, Tensor& dweight) const override {
+    cuda::rms_norm_bwd(dy, x, weight, rstd, dx, dweight, stream_);
+  }
+  void matmul_fwd(const Tensor& x, const Tensor& w, Tensor& y) const override {
+    cuda::matmul_fwd(x, w, y, stream_);
+  }
+  void matmul_bwd(const Tensor& dy, const Tensor& x, const Tensor& w, Tensor& dx,
+                  Tensor& dw) const override {
+    cuda::matmul_bwd(dy, x, w, dx, dw, stream_);
+  }
+  void rope_fwd(const Tensor& x, const Tensor& cu, double theta, Tensor& y) const override {
+    cuda::rope_fwd(x, cu, theta, y, stream_);
+  }
+  void rope_bwd(const Tensor& dy, const Tensor& cu, double theta, Tensor& dx) const override {
+    cuda::rope_bwd(dy, cu, theta, dx, stream_);
+  }
+  void attention_fwd(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& cu,
+                     Tensor& out, Tensor& lse) const override {
+    cuda::attention_fwd(q, k, v, cu, out, lse, stream_);
+  }
+  void attention_bwd(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
+                     const Tensor& out, const Tensor& lse, const Tensor& cu, Tensor& dq, Tensor& dk,
+                     Tensor& dv) const override {
+    cuda::attention_bwd(dout, q, k, v, out, lse, cu, dq, dk, dv, stream_);
+  }
+  void swiglu_fwd(const Tensor& gate_up, Tensor& out) const override {
+    cuda::swiglu_fwd(gate_up, out, stream_);
+  }
+  void swiglu_bwd(const Tensor& dout, const Tensor& gate_up, Tensor& dgate_up) const override {
+    cuda::swiglu_bwd(dout, gate_up, dgate_up, stream_);
+  }
+  void cross_entropy_fwd(const Tensor& logits, const Tensor& targets, int32_t ignore_index,
+                         int64_t global_token_count, Tensor& losses, Tensor& lse,
+                         Tensor& loss) const override {
+    cuda::cross_entropy_fwd(logits, targets, ignore_index, global_token_count, losses, lse, loss,
+                            stream_);
+  }
+  void cross_entropy_bwd(const Tensor& logits, const Tensor& targets, const Tensor& lse,
+                         int32_t ignore_index, int64_t global_token_count,
+                         Tensor& dlogits) const override {
+    cuda::cross_entropy_bwd(logits, targets, lse, ignore_index, global_token_count, dlogits,
+                            stream_);
+  }
+  void add(const Tensor& a, const Tensor& b, Tensor& y) const override {
+    cuda::add(a, b, y, stream_);
+  }
+
+  void adamw_step(Tensor& param, const Tensor& grad, Tensor& exp_avg, Tensor& exp_avg_sq,
+                  const cpu::AdamWConfig& config, int64_t step, double grad_scale,
+                  Tensor& compute) const override {
+    cuda::adamw_step(param, grad, exp_avg, exp_avg_sq, config, step, grad_scale, compute, stream_);
+  }
+  double grad_norm_sq(std::span<const Tensor> grads) const override {
+    Tensor out = empty({1}, DType::kF32);
+    cuda::grad_norm_sq(grads, out, stream_);
+    return double(cuda::to_host(out, stream_).data<float>()[0]);
+  }
+
+ private:
+  cuda::CachingAllocator& allocator_;
+  cudaStream_t stream_ = nullptr;
+  std::string description_;
+  double peak_flops_ = 0;
+};
+
+}  // namespace
+
+core::StatusOr<std::shared_ptr<const Ops>> make_cuda_ops() {
+  if (!cuda::device_available()) {
+    return core::make_error(core::StatusCode::kFailedPrecondition,
+                            "--device cuda: no CUDA device is visible (check nvidia-smi and "
+                            "CUDA_VISIBLE_DEVICES) or train with --device cpu");
+  }
+  return std::shared_ptr<const Ops>(std::make_shared<CudaOps>());
+}
+
+}  // namespace hydraulis::model

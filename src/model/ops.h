@@ -1,0 +1,111 @@
+// Ops: the backend seam of the model, optimizer and trainer. One interface with the op table of
+// kernels/ (same names and argument order as cpu::* and cuda::*, the stream hidden inside) plus
+// the memory plumbing the model needs (allocation on the device, uploads, host copies), so the
+// layers are written once. cpu_ops() forwards to hydraulis::cpu (fp32/fp64, activations in the
+// master dtype: bitwise the reference path); make_cuda_ops() (model/cuda_ops.h) to
+// hydraulis::cuda on one stream (bf16 activations and compute weights, fp32 statistics,
+// gradients, master weights and moments). Docs: docs/model.md, "Backends".
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "core/status.h"
+#include "core/tensor.h"
+#include "kernels/cpu/adamw.h"
+#include "model/config.h"
+
+namespace hydraulis::model {
+
+class Ops {
+ public:
+  virtual ~Ops() = default;
+
+  virtual core::Device device() const = 0;
+  virtual std::string description() const = 0;  // "cpu" or the GPU's name
+  // dtype of activations and of the weights the kernels read, for `master` master weights.
+  virtual core::DType compute_dtype(core::DType master) const = 0;
+  // dtype of per-row statistics (rstd, lse, token losses).
+  virtual core::DType statistic_dtype(core::DType master) const = 0;
+  // OK when every op of the model supports the config on this backend (e.g. head dims).
+  virtual core::Status check_supported(const LlamaConfig& config) const = 0;
+  // Bytes the backend can still allocate (0 if unknown), and the high-water mark of its
+  // allocations since reset_peak_memory() (0 where untracked).
+  virtual int64_t available_memory() const = 0;
+  virtual int64_t peak_memory() const = 0;
+  virtual void reset_peak_memory() const = 0;
+  // Dense bf16 tensor-core peak in FLOP/s for MFU (0: none, MFU is not reported).
+  virtual double peak_flops() const = 0;
+
+  // Memory. Tensors live on device(); upload() of a host tensor returns it unchanged on the CPU.
+  virtual core::Tensor empty(const core::Shape& shape, core::DType dtype) const = 0;
+  virtual core::Tensor zeros(const core::Shape& shape, core::DType dtype) const = 0;
+  virtual void fill_zero(core::Tensor& t) const = 0;
+  virtual core::Tensor upload(const core::Tensor& host) const = 0;
+  // Host tensor → device tensor of `dtype` (f32/f64/bf16), rounded to nearest even.
+  virtual core::Tensor upload_as(const core::Tensor& host, core::DType dtype) const = 0;
+  // Device tensor → host tensor (float dtypes come back as f32 from the GPU, the tensor itself
+  // on the CPU). Waits for pending work.
+  virtual core::Tensor to_host(const core::Tensor& t) const = 0;
+  // dst = src converted elementwise (the bf16 compute copy of f32 master weights).
+  virtual void convert(const core::Tensor& src, core::Tensor& dst) const = 0;
+  virtual void synchronize() const = 0;
+
+  // The op table (formulas and layouts: docs/kernels.md).
+  virtual void embedding_fwd(const core::Tensor& ids, const core::Tensor& table,
+                             core::Tensor& out) const = 0;
+  virtual void embedding_bwd(const core::Tensor& ids, const core::Tensor& dout,
+                             core::Tensor& dtable) const = 0;
+  virtual void rms_norm_fwd(const core::Tensor& x, const core::Tensor& weight, double eps,
+                            core::Tensor& y, core::Tensor& rstd) const = 0;
+  virtual void rms_norm_bwd(const core::Tensor& dy, const core::Tensor& x,
+                            const core::Tensor& weight, const core::Tensor& rstd, core::Tensor& dx,
+                            core::Tensor& dweight) const = 0;
+  virtual void matmul_fwd(const core::Tensor& x, const core::Tensor& w, core::Tensor& y) const = 0;
+  virtual void matmul_bwd(const core::Tensor& dy, const core::Tensor& x, const core::Tensor& w,
+                          core::Tensor& dx, core::Tensor& dw) const = 0;
+  virtual void rope_fwd(const core::Tensor& x, const core::Tensor& cu_seqlens, double theta,
+                        core::Tensor& y) const = 0;
+  virtual void rope_bwd(const core::Tensor& dy, const core::Tensor& cu_seqlens, double theta,
+                        core::Tensor& dx) const = 0;
+  virtual void attention_fwd(const core::Tensor& q, const core::Tensor& k, const core::Tensor& v,
+                             const core::Tensor& cu_seqlens, core::Tensor& out,
+                             core::Tensor& lse) const = 0;
+  virtual void attention_bwd(const core::Tensor& dout, const core::Tensor& q, const core::Tensor& k,
+                             const core::Tensor& v, const core::Tensor& out,
+                             const core::Tensor& lse, const core::Tensor& cu_seqlens,
+                             core::Tensor& dq, core::Tensor& dk, core::Tensor& dv) const = 0;
+  virtual void swiglu_fwd(const core::Tensor& gate_up, core::Tensor& out) const = 0;
+  virtual void swiglu_bwd(const core::Tensor& dout, const core::Tensor& gate_up,
+                          core::Tensor& dgate_up) const = 0;
+  virtual void cross_entropy_fwd(const core::Tensor& logits, const core::Tensor& targets,
+                                 int32_t ignore_index, int64_t global_token_count,
+                                 core::Tensor& losses, core::Tensor& lse,
+                                 core::Tensor& loss) const = 0;
+  virtual void cross_entropy_bwd(const core::Tensor& logits, const core::Tensor& targets,
+                                 const core::Tensor& lse, int32_t ignore_index,
+                                 int64_t global_token_count, core::Tensor& dlogits) const = 0;
+  // y = a + b (same shape; y may alias a or b): the residual additions.
+  virtual void add(const core::Tensor& a, const core::Tensor& b, core::Tensor& y) const = 0;
+
+  // Optimizer. compute: the bf16 copy to refresh in the same pass (undefined on the CPU).
+  virtual void adamw_step(core::Tensor& param, const core::Tensor& grad, core::Tensor& exp_avg,
+                          core::Tensor& exp_avg_sq, const cpu::AdamWConfig& config, int64_t step,
+                          double grad_scale, core::Tensor& compute) const = 0;
+  // Σ g² over every element of every tensor, in a fixed order.
+  virtual double grad_norm_sq(std::span<const core::Tensor> grads) const = 0;
+};
+
+// The CPU backend (stateless, shared).
+const Ops& cpu_ops();
+
+// True when this build has the CUDA backend (HYD_WITH_CUDA).
+bool cuda_backend_built();
+
+// The backend for `device`: the CPU one, or a new CUDA one (own stream) on the current GPU.
+// Errors: CUDA not built, or no GPU visible.
+core::StatusOr<std::shared_ptr<const Ops>> make_ops(core::Device device);
+
+}  // namespace hydraulis::model
