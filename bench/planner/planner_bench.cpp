@@ -60,6 +60,8 @@ struct Args {
   double dispatch_limit_s = 2.0;
   bool no_original = false;
   bool no_milp = false;
+  bool with_quick = false;        // also run ours without the packed search ("quick")
+  int64_t search_budget = -1;     // packings per strategy of ours' search (-1: library default)
   int threads = 1;
   int64_t shuffle_seed = -1;  // >= 0: documents shuffled per epoch with this seed
   std::string out;
@@ -145,6 +147,12 @@ core::Status run(const Args& args) {
   };
   std::vector<Algo> algos;
   algos.push_back({"ours", {}});
+  if (args.search_budget >= 0) algos.back().options.search.pack_budget = args.search_budget;
+  if (args.with_quick) {
+    Algo a{"quick", {}};
+    a.options.search.pack_budget = 0;
+    algos.push_back(a);
+  }
   if (!args.no_original) {
     Algo a{"original", {}};
     a.options.algorithm = planner::PlannerAlgorithm::kOriginal;
@@ -206,9 +214,8 @@ core::Status run(const Args& args) {
   json["git"] = git_hash();
   json["case"] = big ? "1024-GPU planner test (spec.md §9)" : "64-GPU case study (spec.md §9)";
   json["config"] = {{"num_gpus", num_gpus},
-                    {"strategies", list_text.size() > 400 ? "[64x(16,1)], [1x(16,1), 3x(8,1), "
-                                                            "238x(4,1), 2x(4,4)]"
-                                                          : list_text},
+                    {"strategies", big ? "[64x(16,1)], [1x(16,1), 3x(8,1), 238x(4,1), 2x(4,4)]"
+                                        : list_text},
                     {"scheme_space", args.scheme_space},
                     {"data", args.data.empty() ? args.lengths : args.data},
                     {"global_token_num", budget},
@@ -217,7 +224,8 @@ core::Status run(const Args& args) {
                     {"skip_batches", args.skip_batches},
                     {"pack_limit_s", args.pack_limit_s},
                     {"dispatch_limit_s", args.dispatch_limit_s},
-                    {"threads", args.threads}};
+                    {"threads", args.threads},
+                    {"search_budget", algos[0].options.search.pack_budget}};
   core::Json per_batch = core::Json::array();
   for (size_t b = 0; b < nb; ++b) {
     core::Json row = {{"batch", b},
@@ -296,6 +304,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_flag("--no-original", args.no_original);
   app.add_flag("--no-milp", args.no_milp);
+  app.add_flag("--with-quick", args.with_quick, "Also run ours without its packed search");
+  app.add_option("--search-budget", args.search_budget,
+                 "Pipeline packings per strategy of ours' search (default: the library's)");
   app.add_option("--threads", args.threads, "Batches planned in parallel (each single-threaded)")
       ->capture_default_str();
   app.add_option("--shuffle-seed", args.shuffle_seed,

@@ -154,6 +154,22 @@ StrategyResult plan_strategy(const StrategyModel& s, std::span<const int64_t> so
   return r;
 }
 
+// Ours, method 4: the packed search (dispatch_search.h) from a quick plan of strategy s.
+void search_strategy(const StrategyModel& s, std::span<const int64_t> sorted,
+                     const PlannerOptions& options, double lower_bound, StrategyResult& r) {
+  DispatchSearchOptions search = options.search;
+  search.seed = options.seed;
+  DispatchResult start{r.assignment, r.estimated_ms};
+  std::vector<PackResult> packs;
+  DispatchResult d = search_dispatch(sorted, s.pipelines, search, lower_bound, start, r.packs, &packs);
+  if (d.objective < r.estimated_ms) {
+    r.assignment = std::move(d.pipelines);
+    r.packs = std::move(packs);
+    r.estimated_ms = largest_time(r.packs);
+    r.selection_ms = r.estimated_ms;
+  }
+}
+
 }  // namespace
 
 core::StatusOr<BatchingMethod> batching_method_from_int(int method) {
@@ -287,8 +303,13 @@ core::StatusOr<BatchPlan> plan_global_batch(std::span<const int64_t> lengths,
   if (options.algorithm == PlannerAlgorithm::kOurs && !single) {
     std::stable_sort(order.begin(), order.end(), [&](int x, int y) { return bounds[x] < bounds[y]; });
   }
+  const bool search = options.algorithm == PlannerAlgorithm::kOurs &&
+                      options.method == BatchingMethod::kDispatchFinePacking &&
+                      options.search.pack_budget > 0;
   int best_k = -1;
   StrategyResult best;
+  std::vector<StrategyResult> quick(order.size());  // ours, method 4: the quick plans
+  std::vector<char> planned(order.size(), 0);
   for (int o : order) {
     int k = candidates[o];
     // Ours skips strategies whose lower bound cannot beat the best plan found.
@@ -302,6 +323,10 @@ core::StatusOr<BatchPlan> plan_global_batch(std::span<const int64_t> lengths,
                                      sorted, input_of, pad, batch_index));
     }
     StrategyResult r = plan_strategy(strategies[k], sorted, rank_of_input, options, pad, bounds[o]);
+    if (search) {
+      quick[o] = r;
+      planned[o] = 1;
+    }
     bool better = best_k < 0 || r.selection_ms < best.selection_ms ||
                   (r.selection_ms == best.selection_ms && r.estimated_ms < best.estimated_ms);
     if (better) {
@@ -310,6 +335,25 @@ core::StatusOr<BatchPlan> plan_global_batch(std::span<const int64_t> lengths,
     }
   }
   HYD_CHECK(best_k >= 0, "no strategy planned");
+  if (search) {
+    // Search the promising strategies, best quick plan first, while their bound can still win.
+    std::vector<int> by_quick;
+    for (int o : order) {
+      if (planned[o]) by_quick.push_back(o);
+    }
+    std::stable_sort(by_quick.begin(), by_quick.end(), [&](int x, int y) {
+      return quick[x].estimated_ms < quick[y].estimated_ms;
+    });
+    const double window = quick[by_quick.front()].estimated_ms * (1 + options.search.strategy_window);
+    for (int o : by_quick) {
+      if (quick[o].estimated_ms > window || bounds[o] >= best.estimated_ms) continue;
+      search_strategy(strategies[candidates[o]], sorted, options, bounds[o], quick[o]);
+      if (quick[o].estimated_ms < best.estimated_ms) {
+        best_k = candidates[o];
+        best = std::move(quick[o]);
+      }
+    }
+  }
 
   BatchPlan plan;
   plan.batch = batch_index;

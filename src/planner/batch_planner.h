@@ -12,6 +12,7 @@
 #include "core/status.h"
 #include "planner/assignment.h"
 #include "planner/dispatch.h"
+#include "planner/dispatch_search.h"
 #include "planner/plan.h"
 #include "planner/scheme_space.h"
 #include "planner/strategy.h"
@@ -26,7 +27,7 @@ enum class BatchingMethod {
 };
 
 enum class PlannerAlgorithm {
-  kOurs,      // dispatch_balanced + pack_balanced
+  kOurs,      // dispatch_balanced + pack_balanced, then (method 4) search_dispatch
   kOriginal,  // dispatch_original (50 shuffles) + pack_original_milp (0.5 s per v)
   kMilp,      // CBC dispatch MILP (MIP start: one greedy shuffle) + pack_original_milp
 };
@@ -58,6 +59,7 @@ struct PlannerOptions {
   double pack_time_limit_s = 0.5;      // per CBC packing solve (original, milp)
   double dispatch_time_limit_s = 2.0;  // CBC dispatch solve (milp)
   BalancedDispatchOptions balanced;
+  DispatchSearchOptions search;  // ours, method 4: search on the packed objective (seeded by seed)
 };
 
 // Plans one global batch (lengths in input order). Errors: empty or non-positive lengths, a

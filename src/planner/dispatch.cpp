@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <numeric>
 #include <random>
@@ -415,11 +416,22 @@ double dispatch_lower_bound(std::span<const int64_t> sorted_lengths,
           pipelines[groups[g].front()].sequence_ms(sorted_lengths[i]);
     }
   }
-  std::vector<double> capacity(num_groups);
-  auto feasible = [&](double tau) {
+  // Two resource models of a pipeline within time τ: (1) work Σ w ≤ cap_g(τ); (2) with
+  // v ≥ T/M micro-batches, τ ≥ (W/v + c)(pp − 1 + v) ≥ W + c·(pp − 1) + c·T/M, so each sequence
+  // uses w(s) + c·s/M of a budget τ − c·(pp − 1) (micro-batch overheads forced by the token cap).
+  std::vector<double> token_cost(static_cast<size_t>(n) * num_groups);
+  for (int i = 0; i < n; ++i) {
     for (int g = 0; g < num_groups; ++g) {
-      capacity[g] = work_capacity(pipelines[groups[g].front()], tau);
+      const PipelineModel& m = pipelines[groups[g].front()];
+      token_cost[static_cast<size_t>(i) * num_groups + g] =
+          cost[static_cast<size_t>(i) * num_groups + g] +
+          m.cost.c * static_cast<double>(sorted_lengths[i]) / static_cast<double>(m.max_tokens);
     }
+  }
+  std::vector<double> capacity(num_groups);
+  auto feasible_in = [&](const std::vector<double>& use,
+                         const std::function<double(const PipelineModel&)>& budget_of) {
+    for (int g = 0; g < num_groups; ++g) capacity[g] = budget_of(pipelines[groups[g].front()]);
     for (const auto& theta : weightings) {
       for (size_t k = 0; k < caps.size(); ++k) {
         int64_t above = k + 1 < caps.size() ? caps[k + 1] : 0;
@@ -435,15 +447,21 @@ double dispatch_lower_bound(std::span<const int64_t> sorted_lengths,
           for (int g = 0; g < num_groups; ++g) {
             const PipelineModel& m = pipelines[groups[g].front()];
             if (m.max_tokens < caps[k] || capacity[g] <= 0) continue;
-            best = std::min(best, theta[g] * cost[static_cast<size_t>(i) * num_groups + g] /
+            best = std::min(best, theta[g] * use[static_cast<size_t>(i) * num_groups + g] /
                                       capacity[g]);
           }
           used += best;
-          if (used > budget) return false;
+          if (used > budget * (1 + 1e-12)) return false;
         }
       }
     }
     return true;
+  };
+  auto feasible = [&](double tau) {
+    return feasible_in(cost, [&](const PipelineModel& m) { return work_capacity(m, tau); }) &&
+           feasible_in(token_cost, [&](const PipelineModel& m) {
+             return tau - m.cost.c * static_cast<double>(m.pp() - 1);
+           });
   };
   double lo = 0;
   double hi = std::max(bound, 1.0);

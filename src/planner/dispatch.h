@@ -51,7 +51,8 @@ DispatchResult dispatch_balanced(std::span<const int64_t> sorted_lengths,
 
 // A lower bound on the largest pipeline time of any dispatch + packing of these sequences on
 // these pipelines: max(longest-sequence bound, capacity bound found by bisection on the time τ
-// with per-pipeline work capacities at τ; see docs/planner_assignment.md). 0 when lengths is
+// with per-pipeline work capacities at τ and, as a second resource, work plus the micro-batch
+// overheads the token cap forces; see docs/planner_assignment.md). 0 when lengths is
 // empty; infinity when some sequence fits no pipeline.
 double dispatch_lower_bound(std::span<const int64_t> sorted_lengths,
                             std::span<const PipelineModel> pipelines);
