@@ -4,7 +4,7 @@ JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 CTEST_EXCLUDE ?= gpu|multigpu|slow
 
-.PHONY: all setup configure build test demo clean test-asan test-tsan
+.PHONY: all setup configure build test demo clean test-asan test-tsan fuzz
 
 all: build
 
@@ -24,12 +24,16 @@ demo: build
 	@scripts/demo.sh $(BUILD_DIR)
 
 # Sanitizer suites: the fast unit tests under ASan+UBSan, and the multi-threaded parts under TSan.
+# ASAN_TARGETS / ASAN_TESTS narrow the ASan suite (CI: .ci/run builds only the modules it runs).
+ASAN_TARGETS ?= all
+ASAN_TESTS ?= .
 test-asan: setup
 	@cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHYD_CUDA=OFF \
 	  -DHYD_BUILD_BENCH=OFF -DHYD_SANITIZE=address,undefined $(CMAKE_FLAGS) >/dev/null
-	@cmake --build build-asan -j $(JOBS)
+	@cmake --build build-asan -j $(JOBS) --target $(ASAN_TARGETS)
 	@UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS=detect_leaks=1 \
-	  ctest --test-dir build-asan --output-on-failure -j $(JOBS) -L unit -LE "$(CTEST_EXCLUDE)"
+	  ctest --test-dir build-asan --output-on-failure -j $(JOBS) -L unit -LE "$(CTEST_EXCLUDE)" \
+	  -R "$(ASAN_TESTS)"
 
 test-tsan: setup
 	@cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHYD_CUDA=OFF \
@@ -38,5 +42,17 @@ test-tsan: setup
 	@TSAN_OPTIONS=halt_on_error=1 ctest --test-dir build-tsan --output-on-failure -j $(JOBS) \
 	  -L unit -LE "$(CTEST_EXCLUDE)"
 
+# libFuzzer targets (clang): each runs FUZZ_SECONDS from seeds made of the real data files; fails on
+# a crash (docs/reliability.md). FUZZ_TARGETS picks a subset, e.g. FUZZ_TARGETS="tokenizer".
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?=
+fuzz: configure
+	@cmake --build $(BUILD_DIR) -j $(JOBS) --target hydraulis
+	@CC=clang CXX=clang++ cmake -S . -B build-fz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DHYD_CUDA=OFF -DHYD_MPI=OFF -DHYD_BUILD_TESTS=OFF -DHYD_BUILD_BENCH=OFF -DHYD_FUZZ=ON \
+	  $(CMAKE_FLAGS) >/dev/null
+	@cmake --build build-fz -j $(JOBS) --target hyd_fuzzers
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz/run.sh build-fz $(BUILD_DIR)/bin/hydraulis $(FUZZ_TARGETS)
+
 clean:
-	rm -rf $(BUILD_DIR) build-asan build-tsan
+	rm -rf $(BUILD_DIR) build-asan build-tsan build-fz

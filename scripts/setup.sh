@@ -11,6 +11,7 @@ DEBIAN_PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libcairo2-dev coinor-libcbc-dev libopenblas-dev libopenmpi-dev openmpi-bin
   nodejs npm
+  clang libclang-rt-14-dev
 )
 
 missing=()

@@ -99,6 +99,16 @@ Status AtomicFile::write(const void* data, size_t bytes) {
   return Status::ok();
 }
 
+Status AtomicFile::flush() {
+  if (file_ == nullptr) return internal_error("{}: flush without an open file", path_);
+  if (std::fflush(file_) != 0 || ::fsync(::fileno(file_)) != 0) {
+    return io_error("{}: flushing {} failed after {} bytes: {} (disk full?); the previous {} is "
+                    "untouched",
+                    path_, temp_path_, bytes_written_, errno_text(), path_);
+  }
+  return Status::ok();
+}
+
 Status AtomicFile::commit() {
   if (file_ == nullptr) return internal_error("{}: commit without an open file", path_);
   bool ok = std::fflush(file_) == 0 && ::fsync(::fileno(file_)) == 0;

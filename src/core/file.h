@@ -35,7 +35,10 @@ class AtomicFile {
   uint64_t bytes_written() const { return bytes_written_; }
   const std::string& path() const { return path_; }
   const std::string& temp_path() const { return temp_path_; }
-  // fsync + rename to the final path + fsync of the directory.
+  // fflush + fsync of the temp file: a full disk surfaces here, before any rename. Callers that
+  // replace several files (IndexedDatasetWriter) flush all of them before touching the old ones.
+  Status flush();
+  // flush() + rename to the final path + fsync of the directory.
   Status commit();
   // Removes the temp file (also done by the destructor when not committed).
   void abandon();

@@ -1,6 +1,9 @@
 // JSON parsing with positioned errors and typed field access.
 #include "core/json.h"
 
+#include <cmath>
+#include <cstdint>
+
 #include "core/file.h"
 
 namespace hydraulis::core {
@@ -68,10 +71,16 @@ StatusOr<double> json_number(const Json& object, std::string_view key, const std
 StatusOr<int64_t> json_integer(const Json& object, std::string_view key,
                                const std::string& source) {
   HYD_ASSIGN_OR_RETURN(const Json* field, json_field(object, key, source));
+  if (field->is_number_unsigned() && field->get<uint64_t>() > uint64_t{INT64_MAX}) {
+    return out_of_range("{}: '{}' is {}, above the largest integer {}", source, key, field->dump(),
+                        INT64_MAX);
+  }
   if (field->is_number_integer()) return field->get<int64_t>();
   if (field->is_number_float()) {
-    double v = field->get<double>();
-    if (v == static_cast<double>(static_cast<int64_t>(v))) return static_cast<int64_t>(v);
+    // Only doubles in [-2^63, 2^63) convert to int64; casting others (1e36, NaN) is undefined
+    // behaviour (regression: tests/reliability/fuzz_regression_test.cpp).
+    const double v = field->get<double>();
+    if (v >= -0x1p63 && v < 0x1p63 && v == std::trunc(v)) return static_cast<int64_t>(v);
   }
   return invalid_argument("{}: '{}' must be an integer, got {}", source, key, field->dump());
 }

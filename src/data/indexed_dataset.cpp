@@ -239,6 +239,10 @@ Status IndexedDatasetWriter::finish() {
 
   HYD_ASSIGN_OR_RETURN(core::AtomicFile idx, core::AtomicFile::create(idx_path(w.prefix)));
   HYD_RETURN_IF_ERROR(idx.write(index));
+  // Both temp files reach the disk before the old pair is touched: a full disk (the last buffered
+  // bytes of either file) fails here and leaves the previous dataset as it was.
+  HYD_RETURN_IF_ERROR(w.bin.flush());
+  HYD_RETURN_IF_ERROR(idx.flush());
   // Order: drop the old index, commit the data, then the index. Until the last rename there is
   // no P.idx, so no reader can pair a new P.bin with an old P.idx.
   if (::unlink(idx_path(w.prefix).c_str()) != 0 && errno != ENOENT) {
@@ -359,20 +363,21 @@ Status IndexedDataset::Impl::validate_arrays(const std::string& ipath, const std
           "{}), found {}",
           ipath, i, item, end, i == 0 ? 0 : i - 1, pointer);
     }
-    const int64_t next = pointer + static_cast<int64_t>(length) * item;
-    if (pointer > bin_size || next > bin_size) {
-      if (pointer == end) {
+    // bytes < 2^33; compared against bin_size − pointer so that a corrupt pointer near 2^63
+    // cannot overflow pointer + bytes (regression: tests/reliability/fuzz_regression_test.cpp).
+    const int64_t bytes = static_cast<int64_t>(length) * item;
+    if (pointer > bin_size || bytes > bin_size - pointer) {
+      if (pointer == end) {  // end <= bin_size, so end + bytes cannot overflow
         return core::data_loss(
             "{}: size: expected at least {} bytes (sequence {} ends there), found {} (truncated)",
-            bpath, next, i, bin_size);
+            bpath, pointer + bytes, i, bin_size);
       }
       return core::data_loss(
           "{}: sequence_pointers[{}]: expected <= {} ({} has {} bytes and the sequence holds {} "
           "bytes), found {}",
-          ipath, i, bin_size - static_cast<int64_t>(length) * item, bpath, bin_size,
-          static_cast<int64_t>(length) * item, pointer);
+          ipath, i, bin_size - bytes, bpath, bin_size, bytes, pointer);
     }
-    end = next;
+    end = pointer + bytes;
     tokens += static_cast<uint64_t>(length);
   }
   if (end != bin_size) {

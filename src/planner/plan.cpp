@@ -1,6 +1,9 @@
 // plan.jsonl writer/reader and the plan verifier (see plan.h).
 #include "planner/plan.h"
 
+#include <limits>
+#include <optional>
+
 #include <algorithm>
 #include <cmath>
 
@@ -68,17 +71,41 @@ std::string plan_to_json_line(const BatchPlan& plan) {
   return out;
 }
 
+// An integer JSON value within [lo, hi]; nullopt when not an integer or out of range (values
+// beyond int must be refused, not wrapped: 4294967299 must not read as index 3).
+std::optional<int> bounded_int(const core::Json& v, int64_t lo = 0,
+                               int64_t hi = std::numeric_limits<int>::max()) {
+  if (v.is_number_unsigned()) {
+    uint64_t u = v.get<uint64_t>();
+    if (u > static_cast<uint64_t>(hi) || static_cast<int64_t>(u) < lo) return std::nullopt;
+    return static_cast<int>(u);
+  }
+  if (!v.is_number_integer()) return std::nullopt;
+  int64_t x = v.get<int64_t>();
+  if (x < lo || x > hi) return std::nullopt;
+  return static_cast<int>(x);
+}
+
+core::StatusOr<int> int_field(const core::Json& json, const char* key, const std::string& source,
+                              int64_t lo) {
+  HYD_ASSIGN_OR_RETURN(const core::Json* field, core::json_field(json, key, source));
+  std::optional<int> value = bounded_int(*field, lo);
+  if (!value) {
+    return core::invalid_argument("{}: '{}' must be an integer in [{}, {}], got {}", source, key,
+                                  lo, std::numeric_limits<int>::max(), field->dump());
+  }
+  return *value;
+}
+
 core::StatusOr<BatchPlan> plan_from_json(const core::Json& json, const std::string& source) {
   BatchPlan plan;
   HYD_ASSIGN_OR_RETURN(plan.batch, core::json_integer(json, "batch", source));
-  HYD_ASSIGN_OR_RETURN(int64_t strategy, core::json_integer(json, "strategy", source));
-  plan.strategy = static_cast<int>(strategy);
+  HYD_ASSIGN_OR_RETURN(plan.strategy, int_field(json, "strategy", source, -1));
   HYD_ASSIGN_OR_RETURN(plan.estimated_ms, core::json_number(json, "estimated_ms", source));
   HYD_ASSIGN_OR_RETURN(plan.lower_bound_ms, core::json_number(json, "lower_bound_ms", source));
   HYD_ASSIGN_OR_RETURN(plan.planning_ms, core::json_number(json, "planning_ms", source));
   if (json.contains("method")) {
-    HYD_ASSIGN_OR_RETURN(int64_t method, core::json_integer(json, "method", source));
-    plan.method = static_cast<int>(method);
+    HYD_ASSIGN_OR_RETURN(plan.method, int_field(json, "method", source, 0));
   }
   if (json.contains("pad_tokens")) {
     HYD_ASSIGN_OR_RETURN(plan.pad_tokens, core::json_integer(json, "pad_tokens", source));
@@ -93,12 +120,15 @@ core::StatusOr<BatchPlan> plan_from_json(const core::Json& json, const std::stri
     std::string where = fmt::format("{}: pipelines[{}]", source, j);
     PipelinePlan p;
     HYD_ASSIGN_OR_RETURN(const core::Json* scheme, core::json_field(entry, "scheme", where));
-    if (!scheme->is_array() || scheme->size() != 3 || !(*scheme)[0].is_number_integer() ||
-        !(*scheme)[1].is_number_integer() || !(*scheme)[2].is_number_integer()) {
-      return core::invalid_argument("{}: 'scheme' must be [cp, tp, pp], got {}", where,
-                                    scheme->dump());
+    std::optional<int> degree[3];
+    if (scheme->is_array() && scheme->size() == 3) {
+      for (size_t d = 0; d < 3; ++d) degree[d] = bounded_int((*scheme)[d], 1);
     }
-    p.scheme = Scheme{(*scheme)[0].get<int>(), (*scheme)[1].get<int>(), (*scheme)[2].get<int>()};
+    if (!degree[0] || !degree[1] || !degree[2]) {
+      return core::invalid_argument("{}: 'scheme' must be [cp, tp, pp] of positive integers, got {}",
+                                    where, scheme->dump());
+    }
+    p.scheme = Scheme{*degree[0], *degree[1], *degree[2]};
     HYD_ASSIGN_OR_RETURN(p.max_tokens, core::json_integer(entry, "max_tokens", where));
     HYD_ASSIGN_OR_RETURN(p.estimated_ms, core::json_number(entry, "estimated_ms", where));
     HYD_ASSIGN_OR_RETURN(const core::Json* mbs, core::json_field(entry, "micro_batches", where));
@@ -114,11 +144,12 @@ core::StatusOr<BatchPlan> plan_from_json(const core::Json& json, const std::stri
       std::vector<int> ids;
       ids.reserve(mb.size());
       for (const core::Json& id : mb) {
-        if (!id.is_number_integer() || id.get<int64_t>() < 0) {
+        std::optional<int> index = bounded_int(id);
+        if (!index) {
           return core::invalid_argument("{}: micro_batches[{}] holds {}, not an index", where, m,
                                         id.dump());
         }
-        ids.push_back(id.get<int>());
+        ids.push_back(*index);
       }
       p.micro_batches.push_back(std::move(ids));
     }

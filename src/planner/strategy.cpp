@@ -16,6 +16,11 @@
 namespace hydraulis::planner {
 namespace {
 
+// Most GPUs one scheme or one strategy may use (2^24): far above any cluster, and small enough
+// that cp·tp·pp and a strategy's sum stay inside int (regression: a fuzzed list with the scheme
+// (2, 262666666, 41) overflowed Scheme::gpus(); tests/reliability/fuzz_regression_test.cpp).
+constexpr int64_t kMaxGpus = int64_t{1} << 24;
+
 class StrategyParser {
  public:
   explicit StrategyParser(std::string_view text) : text_(text) {}
@@ -49,8 +54,10 @@ class StrategyParser {
 
  private:
   core::StatusOr<Strategy> parse_strategy() {
+    const size_t start = pos_;
     ++pos_;  // '['
     Strategy strategy;
+    int64_t gpus = 0;  // Σ |cp·tp·pp|, bounded so that strategy_gpus() cannot overflow int
     skip_space();
     while (true) {
       if (peek() == ']') {
@@ -60,6 +67,10 @@ class StrategyParser {
       }
       if (peek() != '(') return error("expected '(' to start a scheme");
       HYD_ASSIGN_OR_RETURN(Scheme scheme, parse_scheme());
+      gpus += scheme_gpus(scheme);
+      if (gpus > kMaxGpus) {
+        return error(fmt::format("the strategy uses more than {} GPUs", kMaxGpus), start);
+      }
       strategy.push_back(scheme);
       skip_space();
       if (consume(',')) {
@@ -70,7 +81,18 @@ class StrategyParser {
     }
   }
 
+  // |cp·tp·pp| in int64, or kMaxGpus + 1 once it passes kMaxGpus (degrees are <= 10^9).
+  static int64_t scheme_gpus(const Scheme& s) {
+    int64_t gpus = 1;
+    for (int degree : {s.cp, s.tp, s.pp}) {
+      gpus *= degree < 0 ? -int64_t{degree} : int64_t{degree};
+      if (gpus > kMaxGpus) return kMaxGpus + 1;
+    }
+    return gpus;
+  }
+
   core::StatusOr<Scheme> parse_scheme() {
+    const size_t start = pos_;
     ++pos_;  // '('
     int values[3] = {0, 0, 0};
     int count = 0;
@@ -93,8 +115,12 @@ class StrategyParser {
       break;
     }
     if (count < 2) return error("a scheme needs 2 degrees (tp, pp) or 3 (cp, tp, pp)", pos_ - 1);
-    if (count == 2) return Scheme{1, values[0], values[1]};
-    return Scheme{values[0], values[1], values[2]};
+    const Scheme scheme = count == 2 ? Scheme{1, values[0], values[1]}
+                                     : Scheme{values[0], values[1], values[2]};
+    if (scheme_gpus(scheme) > kMaxGpus) {
+      return error(fmt::format("the scheme uses more than {} GPUs (cp·tp·pp)", kMaxGpus), start);
+    }
+    return scheme;
   }
 
   core::StatusOr<int> parse_int() {

@@ -1,0 +1,54 @@
+// Fuzz target: the MMIDIDX reader. Input layout: a 4-byte little-endian length n, then n bytes of
+// P.idx, then the rest as P.bin (fuzz/make_seeds.sh builds seeds from a real prepared dataset).
+// Property: open() returns a clean Status or a dataset whose every accessor stays inside both
+// files (ASan checks the reads of the mappings) and whose counts agree.
+// Regressions: tests/reliability/fuzz_regression_test.cpp.
+#include <cstring>
+
+#include "data/indexed_dataset.h"
+#include "fuzz/fuzz_support.h"
+
+namespace hydraulis::fuzz {
+
+int indexed_dataset_one_input(const uint8_t* data, size_t size) {
+  quiet_logs();
+  const std::string_view bytes = as_text(data, size);
+  uint32_t idx_bytes = 0;
+  if (size >= 4) std::memcpy(&idx_bytes, data, 4);
+  const std::string_view rest = size >= 4 ? bytes.substr(4) : bytes;
+  const std::string_view idx = rest.substr(0, std::min<size_t>(idx_bytes, rest.size()));
+  const std::string_view bin = rest.substr(idx.size());
+  write_scratch_file("data.idx", idx);
+  write_scratch_file("data.bin", bin);
+  auto dataset = data::IndexedDataset::open(scratch_directory() + "/data");
+  if (!dataset.is_ok()) {
+    HYD_CHECK(!dataset.status().message().empty(), "error Status without a message");
+    return 0;
+  }
+  const int64_t item = data::token_dtype_bytes(dataset->dtype());
+  HYD_CHECK(dataset->lengths().size() == dataset->num_sequences(), "lengths/sequences disagree");
+  uint64_t tokens = 0;
+  std::vector<int32_t> ids;
+  for (uint64_t s = 0; s < dataset->num_sequences(); ++s) {
+    dataset->tokens(s, ids);
+    HYD_CHECK(static_cast<int64_t>(ids.size()) == dataset->length(s), "sequence {} size", s);
+    HYD_CHECK(dataset->pointer(s) >= 0 && dataset->pointer(s) + dataset->length(s) * item <=
+                                              static_cast<int64_t>(bin.size()),
+              "sequence {} outside P.bin", s);
+    if (dataset->dtype() == data::TokenDType::kU16) {
+      for (int32_t id : ids) HYD_CHECK(id >= 0 && id <= 65535, "uint16 token {}", id);
+    }
+    tokens += ids.size();
+  }
+  HYD_CHECK(tokens == dataset->num_tokens(), "num_tokens {} != sum of lengths {}",
+            dataset->num_tokens(), tokens);
+  HYD_CHECK(dataset->document_index(0) == 0, "first document index {}", dataset->document_index(0));
+  HYD_CHECK(dataset->document_index(dataset->num_documents()) ==
+                static_cast<int64_t>(dataset->num_sequences()),
+            "last document index != sequence count");
+  return 0;
+}
+
+}  // namespace hydraulis::fuzz
+
+HYD_FUZZ_TARGET(indexed_dataset_one_input)
