@@ -20,32 +20,12 @@
 #include "data/sampler.h"
 #include "planner/batch_planner.h"
 #include "planner/plan.h"
+#include "planner/reference_lists.h"
 #include "planner/simulate.h"
 
 namespace {
 
 using namespace hydraulis;
-
-// spec.md §9 planner test: [64×(16,1)] and [1×(16,1), 3×(8,1), 238×(4,1), 2×(4,4)].
-std::string planner_test_list() {
-  std::string homogeneous, hetero = "(16, 1)";
-  for (int i = 0; i < 64; ++i) homogeneous += std::string(i ? ", " : "") + "(16, 1)";
-  for (int i = 0; i < 3; ++i) hetero += ", (8, 1)";
-  for (int i = 0; i < 238; ++i) hetero += ", (4, 1)";
-  for (int i = 0; i < 2; ++i) hetero += ", (4, 4)";
-  return "[[" + homogeneous + "], [" + hetero + "]]";
-}
-
-// The 64-GPU case study list of the original README (lhy101/Hydraulis, README.md §6,
-// MULTI_TP_PP_LIST).
-constexpr const char* kCaseStudyList =
-    "[[(16, 1), (16, 1), (16, 1), (16, 1)], [(16, 1), (8, 3), (8, 3)], "
-    "[(16, 1), (8, 1), (8, 1), (8, 1), (8, 1), (8, 1), (8, 1)], "
-    "[(16, 1), (4, 1), (4, 1), (4, 1), (4, 1), (4, 1), (4, 1), (4, 1), (4, 1), (4, 1), (4, 1), "
-    "(4, 1), (4, 1)], [(8, 3), (4, 1), (4, 1), (4, 1), (4, 1), (4, 1), (4, 1), (4, 1), (4, 1), "
-    "(4, 1), (4, 1)], [(8, 1), (4, 1), (4, 1), (4, 1), (4, 1), (4, 1), (4, 1), (4, 1), (4, 1), "
-    "(4, 1), (4, 1), (4, 1), (4, 1), (4, 1), (4, 1)], "
-    "[(4, 2), (4, 2), (4, 2), (4, 2), (4, 2), (4, 2), (4, 2), (4, 2)]]";
 
 struct Args {
   std::string scheme_space = "configs/scheme_space/parallel_scheme_space_32b.json";
@@ -114,7 +94,8 @@ core::Status run(const Args& args) {
     return core::invalid_argument("--case must be 64 or 1024, got {}", args.bench_case);
   }
   const int num_gpus = big ? 1024 : 64;
-  const std::string list_text = big ? planner_test_list() : kCaseStudyList;
+  const std::string list_text = big ? planner::planner_test_strategy_list()
+                                       : planner::case_study_strategy_list();
   const int64_t budget = args.global_token_num > 0 ? args.global_token_num
                                                    : (big ? 1600000 : 200000);
   HYD_ASSIGN_OR_RETURN(planner::SchemeSpace space, planner::SchemeSpace::load(args.scheme_space));

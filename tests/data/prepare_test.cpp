@@ -15,16 +15,14 @@
 
 #include "core/file.h"
 #include "data/tokenizer.h"
+#include "data_test_util.h"
 
 namespace hydraulis::data {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string source_dir() {
-  const char* dir = std::getenv("HYD_SOURCE_DIR");
-  return dir != nullptr ? dir : ".";
-}
+using test_util::gzip;
+using test_util::source_dir;
 
 // The first `count` lines of each demo corpus, interleaved (web, code, web, ...).
 std::vector<std::string> demo_lines(size_t count) {
@@ -42,20 +40,6 @@ std::vector<std::string> demo_lines(size_t count) {
 std::string join(const std::vector<std::string>& lines) {
   std::string out;
   for (const std::string& line : lines) out += line + "\n";
-  return out;
-}
-
-std::string gzip(const std::string& data) {
-  std::string out(compressBound(data.size()) + 64, '\0');
-  z_stream z{};
-  deflateInit2(&z, 6, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY);
-  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
-  z.avail_in = static_cast<uInt>(data.size());
-  z.next_out = reinterpret_cast<Bytef*>(out.data());
-  z.avail_out = static_cast<uInt>(out.size());
-  deflate(&z, Z_FINISH);
-  out.resize(z.total_out);
-  deflateEnd(&z);
   return out;
 }
 

@@ -1,6 +1,7 @@
 // Strategy choice and batching methods on the reference 32B scheme space with the original
 // README's 64-GPU strategy list (src/planner/batch_planner.h).
 #include "planner/batch_planner.h"
+#include "planner/reference_lists.h"
 
 #include <gtest/gtest.h>
 
@@ -9,23 +10,13 @@
 namespace hydraulis::planner {
 namespace {
 
-// The 64-GPU case-study list of the original README (as (tp, pp) pairs).
-constexpr const char* kCaseStudyList =
-    "[[(16, 1), (16, 1), (16, 1), (16, 1)], [(16, 1), (8, 3), (8, 3)], "
-    "[(16, 1), (8, 1), (8, 1), (8, 1), (8, 1), (8, 1), (8, 1)], "
-    "[(16, 1), (4, 1), (4, 1), (4, 1), (4, 1), (4, 1), (4, 1), (4, 1), (4, 1), (4, 1), (4, 1), "
-    "(4, 1), (4, 1)], [(8, 3), (4, 1), (4, 1), (4, 1), (4, 1), (4, 1), (4, 1), (4, 1), (4, 1), "
-    "(4, 1), (4, 1)], [(8, 1), (4, 1), (4, 1), (4, 1), (4, 1), (4, 1), (4, 1), (4, 1), (4, 1), "
-    "(4, 1), (4, 1), (4, 1), (4, 1), (4, 1), (4, 1)], "
-    "[(4, 2), (4, 2), (4, 2), (4, 2), (4, 2), (4, 2), (4, 2), (4, 2)]]";
-
 class BatchPlannerTest : public ::testing::Test {
  protected:
   void SetUp() override {
     auto space = SchemeSpace::load("configs/scheme_space/parallel_scheme_space_32b.json");
     ASSERT_TRUE(space.is_ok()) << space.status().to_string();
     space_ = std::move(*space);
-    auto list = parse_strategy_list(kCaseStudyList);
+    auto list = parse_strategy_list(case_study_strategy_list());
     ASSERT_TRUE(list.is_ok()) << list.status().to_string();
     strategies_ = *list;
     auto models = build_strategy_models(space_, strategies_, 64);

@@ -6,6 +6,7 @@
 #include <cstdlib>
 
 #include "planner/strategy.h"
+#include "planner/reference_lists.h"
 
 namespace hydraulis::planner {
 namespace {
@@ -102,6 +103,8 @@ TEST(StrategyList, ValidatesThePlannerTestList) {
   ASSERT_TRUE(list.is_ok()) << list.status().to_string();
   ASSERT_EQ(list->size(), 2u);
   EXPECT_EQ(summarize_strategy((*list)[1]), "1x(1,16,1)+3x(1,8,1)+238x(1,4,1)+2x(1,4,4)");
+  // The shared copy used by the benchmark is the same list.
+  EXPECT_EQ(parse_strategy_list(planner_test_strategy_list()).value(), *list);
   // 16 + 3·8 + 238·4 + 2·16 = 1024
   EXPECT_EQ(strategy_gpus((*list)[1]), 1024);
   core::Status ok = validate_strategy_list(*list, space, 1024);
