@@ -5,18 +5,13 @@
 #include <cstdlib>
 #include <vector>
 
+#include "planner_test_util.h"
 #include "planner/cost_model.h"
 
 namespace hydraulis::planner {
 namespace {
 
-SchemeSpace load(const std::string& model) {
-  const char* root = std::getenv("HYD_SOURCE_DIR");
-  auto space = SchemeSpace::load(fmt::format(
-      "{}/configs/scheme_space/parallel_scheme_space_{}.json", root ? root : ".", model));
-  EXPECT_TRUE(space.is_ok()) << space.status().to_string();
-  return *space;
-}
+SchemeSpace load(const std::string& model) { return test_util::load_reference_space(model); }
 
 // 7b: H 4096, L 32, V 30592, B 210, alpha 0.75, A[tp2] 39, A[tp8] 48, bound 85198897152,
 // safe_bound 6442450944, gap.node 5242880000. Optimizer layout (os_dp 8, os_tp 4, os_pp 1).

@@ -10,6 +10,7 @@
 #include <functional>
 #include <limits>
 
+#include "planner_test_util.h"
 #include "planner/proposal.h"
 
 namespace hydraulis::planner {
@@ -188,13 +189,7 @@ TEST(Proposal, IdleGpusBecomeExtraPipelines) {
   EXPECT_NEAR(top.estimated_ms, 699.6, 1e-9);
 }
 
-SchemeSpace load(const std::string& model) {
-  const char* root = std::getenv("HYD_SOURCE_DIR");
-  auto space = SchemeSpace::load(fmt::format(
-      "{}/configs/scheme_space/parallel_scheme_space_{}.json", root ? root : ".", model));
-  EXPECT_TRUE(space.is_ok()) << space.status().to_string();
-  return *space;
-}
+SchemeSpace load(const std::string& model) { return test_util::load_reference_space(model); }
 
 // A long tail: lengths 64·i (i = 1..512, up to 32768) with counts 4096 / i².
 LengthHistogram long_tail() {

@@ -5,19 +5,14 @@
 
 #include <cstdlib>
 
+#include "planner_test_util.h"
 #include "planner/strategy.h"
 #include "planner/reference_lists.h"
 
 namespace hydraulis::planner {
 namespace {
 
-SchemeSpace load(const std::string& model) {
-  const char* root = std::getenv("HYD_SOURCE_DIR");
-  auto space = SchemeSpace::load(fmt::format(
-      "{}/configs/scheme_space/parallel_scheme_space_{}.json", root ? root : ".", model));
-  EXPECT_TRUE(space.is_ok()) << space.status().to_string();
-  return *space;
-}
+SchemeSpace load(const std::string& model) { return test_util::load_reference_space(model); }
 
 Strategy repeat(int n, Scheme s) {
   return Strategy(n, s);
