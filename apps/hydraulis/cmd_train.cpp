@@ -63,8 +63,7 @@ core::Status run_train(const TrainArgs& args) {
   train::TrainerConfig config;
   config.device = cuda ? core::Device::kCuda : core::Device::kCpu;
   config.model = model;
-  config.model_options.recompute =
-      args.recompute == "full" ? model::Recompute::kFull : model::Recompute::kNone;
+  HYD_ASSIGN_OR_RETURN(config.model_options.recompute, model::recompute_from_string(args.recompute));
   config.steps = args.steps;
   config.global_token_num = args.global_token_num;
   config.max_seq_len = args.max_seq_len;
@@ -181,7 +180,7 @@ void add_train_command(CLI::App& root, CommandList& commands) {
       ->check(CLI::NonNegativeNumber);
   app->add_option("--max-grad-norm", args->max_grad_norm, "Global grad-norm clip (0: off)")
       ->capture_default_str();
-  app->add_option("--recompute", args->recompute, "Activation recomputation: none or full")
+  app->add_option("--recompute", args->recompute, "Activation recomputation: none, selective (norm and SwiGLU outputs) or full")
       ->capture_default_str()
       ->check(CLI::IsMember({"none", "full"}));
   app->add_option("--logits-chunk-tokens", args->logits_chunk_tokens,

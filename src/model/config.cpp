@@ -61,7 +61,7 @@ core::Status LlamaConfig::validate() const {
   HYD_RETURN_IF_ERROR(positive("ffn_hidden", ffn_hidden));
   HYD_RETURN_IF_ERROR(positive("vocab_size", vocab_size));
   HYD_RETURN_IF_ERROR(positive("max_seq_len", max_seq_len));
-  if (hidden % num_heads != 0) {
+  if (head_dim_override == 0 && hidden % num_heads != 0) {
     return core::invalid_argument("model '{}': hidden {} is not a multiple of num_heads {}", name,
                                   hidden, num_heads);
   }
@@ -86,6 +86,29 @@ core::Status LlamaConfig::validate() const {
     return core::invalid_argument("model '{}': norm_eps {} must be > 0", name, norm_eps);
   }
   return core::Status::ok();
+}
+
+core::StatusOr<LlamaConfig> tensor_parallel_shard(const LlamaConfig& config, int64_t tp) {
+  HYD_RETURN_IF_ERROR(config.validate());
+  if (tp < 1) return core::invalid_argument("tensor-parallel degree {} must be >= 1", tp);
+  const std::pair<const char*, int64_t> fields[] = {{"num_heads", config.num_heads},
+                                                    {"num_kv_heads", config.num_kv_heads},
+                                                    {"ffn_hidden", config.ffn_hidden},
+                                                    {"vocab_size", config.vocab_size}};
+  for (const auto& [field, value] : fields) {
+    if (value % tp != 0) {
+      return core::invalid_argument(
+          "model '{}': {} {} is not divisible by tp {}: use a tp that divides it", config.name,
+          field, value, tp);
+    }
+  }
+  LlamaConfig shard = config;
+  shard.head_dim_override = config.head_dim();
+  shard.num_heads = config.num_heads / tp;
+  shard.num_kv_heads = config.num_kv_heads / tp;
+  shard.ffn_hidden = config.ffn_hidden / tp;
+  shard.vocab_size = config.vocab_size / tp;
+  return shard;
 }
 
 int64_t padded_vocab_size(int64_t tokenizer_size, int64_t multiple) {

@@ -33,7 +33,11 @@ struct LlamaConfig {
   double norm_eps = 1e-5;
   LmHead lm_head = LmHead::kUntied;
 
-  int64_t head_dim() const { return hidden / num_heads; }  // D
+  // 0: D = hidden / num_heads. A tensor-parallel shard (tensor_parallel_shard) keeps the whole
+  // model's head dim while holding num_heads / tp heads.
+  int64_t head_dim_override = 0;
+
+  int64_t head_dim() const { return head_dim_override > 0 ? head_dim_override : hidden / num_heads; }
   int64_t q_width() const { return num_heads * head_dim(); }
   int64_t kv_width() const { return num_kv_heads * head_dim(); }
   // Parameters of one decoder layer and of the whole model (embedding and LM head included).
@@ -44,6 +48,11 @@ struct LlamaConfig {
   // Shapes and ranges; the message names the field, its value and the fix.
   core::Status validate() const;
 };
+
+// The slice of `config` one rank of a tensor-parallel group of `tp` computes with: num_heads,
+// num_kv_heads, ffn_hidden and vocab_size divided by tp, hidden and head dim unchanged. Errors name
+// the field that tp does not divide and the fix.
+core::StatusOr<LlamaConfig> tensor_parallel_shard(const LlamaConfig& config, int64_t tp);
 
 // GPT-2's 50257 rounded up to a multiple of kVocabMultiple: 50304.
 int64_t padded_vocab_size(int64_t tokenizer_size, int64_t multiple = kVocabMultiple);

@@ -105,6 +105,26 @@ class CpuOps final : public Ops {
                      Tensor& dv) const override {
     cpu::attention_bwd(dout, q, k, v, out, lse, cu, dq, dk, dv);
   }
+  void rope_positions_fwd(const Tensor& x, const Tensor& positions, double theta,
+                          Tensor& y) const override {
+    cpu::rope_positions_fwd(x, positions, theta, y);
+  }
+  void rope_positions_bwd(const Tensor& dy, const Tensor& positions, double theta,
+                          Tensor& dx) const override {
+    cpu::rope_positions_bwd(dy, positions, theta, dx);
+  }
+  void attention_segments_fwd(const Tensor& q, const Tensor& k, const Tensor& v,
+                              const Tensor& cu_q, const Tensor& cu_k, Tensor& out,
+                              Tensor& lse) const override {
+    cpu::attention_segments_fwd(q, k, v, cu_q, cu_k, out, lse);
+  }
+  void attention_segments_bwd(const Tensor& dout, const Tensor& q, const Tensor& k,
+                              const Tensor& v, const Tensor& out, const Tensor& lse,
+                              const Tensor& cu_q, const Tensor& cu_k, Tensor& dq, Tensor& dk,
+                              Tensor& dv) const override {
+    cpu::attention_segments_bwd(dout, q, k, v, out, lse, cu_q, cu_k, dq, dk, dv);
+  }
+  bool supports_attention_segments() const override { return true; }
   void swiglu_fwd(const Tensor& gate_up, Tensor& out) const override {
     cpu::swiglu_fwd(gate_up, out);
   }

@@ -132,6 +132,26 @@ class CudaOps final : public Ops {
                      Tensor& dv) const override {
     cuda::attention_bwd(dout, q, k, v, out, lse, cu, dq, dk, dv, stream_);
   }
+  void rope_positions_fwd(const Tensor& x, const Tensor& positions, double theta,
+                          Tensor& y) const override {
+    cuda::rope_positions_fwd(x, positions, theta, y, stream_);
+  }
+  void rope_positions_bwd(const Tensor& dy, const Tensor& positions, double theta,
+                          Tensor& dx) const override {
+    cuda::rope_positions_bwd(dy, positions, theta, dx, stream_);
+  }
+  // The segment form of attention has no CUDA kernel yet: cp > 1 on GPUs is refused at start-up
+  // (supports_attention_segments), so these are never reached.
+  void attention_segments_fwd(const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                              const Tensor&, Tensor&, Tensor&) const override {
+    HYD_CHECK(false, "attention_segments_fwd: no CUDA kernel (context parallelism on GPUs)");
+  }
+  void attention_segments_bwd(const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                              const Tensor&, const Tensor&, const Tensor&, const Tensor&, Tensor&,
+                              Tensor&, Tensor&) const override {
+    HYD_CHECK(false, "attention_segments_bwd: no CUDA kernel (context parallelism on GPUs)");
+  }
+  bool supports_attention_segments() const override { return false; }
   void swiglu_fwd(const Tensor& gate_up, Tensor& out) const override {
     cuda::swiglu_fwd(gate_up, out, stream_);
   }

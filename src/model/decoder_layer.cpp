@@ -2,6 +2,7 @@
 // the layer: docs/model.md).
 #include "model/decoder_layer.h"
 
+#include "kernels/cpu/embedding.h"
 #include "model/ops.h"
 #include "model/tensor_ops.h"
 
@@ -15,10 +16,16 @@ void LayerActivations::keep_input_only() {
   x = input;
 }
 
+void LayerActivations::drop_elementwise_outputs() {
+  xn1 = Tensor();
+  xn2 = Tensor();
+  act = Tensor();
+}
+
 int64_t LayerActivations::bytes() const {
   int64_t total = 0;
-  for (const Tensor* t :
-       {&x, &xn1, &rstd1, &q, &k, &v, &attn, &lse, &h, &xn2, &rstd2, &gate_up, &act}) {
+  for (const Tensor* t : {&x, &xn1, &rstd1, &q, &k, &v, &attn, &lse, &h, &xn2, &rstd2, &gate_up,
+                          &act, &k_segments, &v_segments}) {
     if (t->defined()) total += int64_t(t->nbytes());
   }
   return total;
@@ -47,8 +54,60 @@ int64_t layer_activation_elements_per_token(const LlamaConfig& c) {
   return 4 * c.hidden + 2 * c.q_width() + 2 * c.kv_width() + 3 * c.ffn_hidden + 2 + c.num_heads;
 }
 
+namespace {
+
+// Context parallelism: this rank's keys (T, Hkv, D) → the keys of its attention segments
+// (Tk, Hkv, D): zero-pad to kv_local_rows rows, all-gather over the cp group, pick kv_rows.
+Tensor gather_segment_keys(const Ops& ops, const Tensor& local, const MicroBatch& batch,
+                           const Collectives& coll) {
+  const int64_t T = local.size(0), W = local.size(1) * local.size(2), R = batch.kv_local_rows;
+  Tensor rows = core::Tensor::empty({R}, core::DType::kI32);  // (R) on the host
+  for (int64_t i = 0; i < R; ++i) rows.data<int32_t>()[i] = i < T ? int32_t(i) : cpu::kMaskedId;
+  Tensor padded = ops.empty({R, W}, local.dtype());  // (R, Hkv·D)
+  ops.embedding_fwd(ops.upload(rows), local.reshape({T, W}), padded);
+  Tensor gathered = ops.empty({coll.cp_size() * R, W}, local.dtype());  // (cp·R, Hkv·D)
+  coll.cp_all_gather(padded, gathered);
+  const int64_t Tk = batch.kv_rows.size(0);
+  Tensor segments = ops.empty({Tk, W}, local.dtype());  // (Tk, Hkv·D)
+  ops.embedding_fwd(batch.kv_rows, gathered, segments);
+  return segments.reshape({Tk, local.size(1), local.size(2)});
+}
+
+// The inverse: gradients of the segment keys (Tk, Hkv, D) → this rank's key gradients (T, Hkv, D),
+// summed over every segment of the cp group that read them.
+Tensor scatter_segment_key_grads(const Ops& ops, const Tensor& dsegments, const MicroBatch& batch,
+                                 const Collectives& coll, int64_t T, core::DType grad_dtype) {
+  const int64_t Tk = dsegments.size(0), W = dsegments.size(1) * dsegments.size(2);
+  const int64_t R = batch.kv_local_rows;
+  Tensor gathered = ops.zeros({coll.cp_size() * R, W}, grad_dtype);  // (cp·R, Hkv·D)
+  ops.embedding_bwd(batch.kv_rows, dsegments.reshape({Tk, W}), gathered);
+  Tensor local = ops.empty({R, W}, grad_dtype);  // (R, Hkv·D)
+  coll.cp_reduce_scatter(gathered, local);
+  Tensor out = ops.empty({T, dsegments.size(1), dsegments.size(2)}, dsegments.dtype());
+  ops.convert(local.narrow_rows(0, T).reshape(out.shape()), out);
+  return out;
+}
+
+void rope_forward(const Ops& ops, const MicroBatch& batch, double theta, Tensor& x) {
+  if (batch.positions.defined()) {
+    ops.rope_positions_fwd(x, batch.positions, theta, x);
+  } else {
+    ops.rope_fwd(x, batch.cu_seqlens, theta, x);
+  }
+}
+
+void rope_backward(const Ops& ops, const MicroBatch& batch, double theta, Tensor& dx) {
+  if (batch.positions.defined()) {
+    ops.rope_positions_bwd(dx, batch.positions, theta, dx);
+  } else {
+    ops.rope_bwd(dx, batch.cu_seqlens, theta, dx);
+  }
+}
+
+}  // namespace
+
 void layer_fwd(const LlamaConfig& c, ParameterStore& params, int64_t layer, const Tensor& x,
-               const Tensor& cu_seqlens, LayerActivations& a, Tensor& y) {
+               const MicroBatch& batch, const Collectives& coll, LayerActivations& a, Tensor& y) {
   const LayerParameterIds& ids = params.layer(layer);
   const Ops& ops = params.ops();
   const core::DType dt = x.dtype();                            // activations
@@ -69,16 +128,24 @@ void layer_fwd(const LlamaConfig& c, ParameterStore& params, int64_t layer, cons
   a.q = a.q.reshape({T, H, D});    // (T, H, D)
   a.k = a.k.reshape({T, Hkv, D});  // (T, Hkv, D)
   a.v = a.v.reshape({T, Hkv, D});  // (T, Hkv, D)
-  ops.rope_fwd(a.q, cu_seqlens, c.rope_theta, a.q);
-  ops.rope_fwd(a.k, cu_seqlens, c.rope_theta, a.k);
+  rope_forward(ops, batch, c.rope_theta, a.q);
+  rope_forward(ops, batch, c.rope_theta, a.k);
 
   a.attn = ops.empty({T, H, D}, dt);  // (T, H, D)
   a.lse = ops.empty({H, T}, st);      // (H, T)
-  ops.attention_fwd(a.q, a.k, a.v, cu_seqlens, a.attn, a.lse);
+  if (batch.context_parallel()) {
+    a.k_segments = gather_segment_keys(ops, a.k, batch, coll);  // (Tk, Hkv, D)
+    a.v_segments = gather_segment_keys(ops, a.v, batch, coll);  // (Tk, Hkv, D)
+    ops.attention_segments_fwd(a.q, a.k_segments, a.v_segments, batch.cu_seqlens,
+                               batch.cu_seqlens_k, a.attn, a.lse);
+  } else {
+    ops.attention_fwd(a.q, a.k, a.v, batch.cu_seqlens, a.attn, a.lse);
+  }
 
   a.h = ops.empty({T, C}, dt);  // (T, C)
   ops.matmul_fwd(a.attn.reshape({T, H * D}), params.at(ids.o_proj).weight(), a.h);
-  ops.add(a.h, x, a.h);  // residual
+  coll.tp_all_reduce(a.h);  // row-parallel o_proj: partial sums over the heads of each tp rank
+  ops.add(a.h, x, a.h);     // residual
 
   a.xn2 = ops.empty({T, C}, dt);  // (T, C)
   a.rstd2 = ops.empty({T}, st);   // (T)
@@ -90,17 +157,35 @@ void layer_fwd(const LlamaConfig& c, ParameterStore& params, int64_t layer, cons
 
   y = ops.empty({T, C}, dt);  // (T, C)
   ops.matmul_fwd(a.act, params.at(ids.down_proj).weight(), y);
-  ops.add(y, a.h, y);  // residual
+  coll.tp_all_reduce(y);  // row-parallel down_proj
+  ops.add(y, a.h, y);     // residual
 }
 
-void layer_bwd(const LlamaConfig& c, ParameterStore& params, int64_t layer,
-               const LayerActivations& a, const Tensor& cu_seqlens, const Tensor& dy, Tensor& dx) {
+void layer_bwd(const LlamaConfig& c, ParameterStore& params, int64_t layer, LayerActivations& a,
+               const MicroBatch& batch, const Collectives& coll, const Tensor& dy, Tensor& dx) {
   const LayerParameterIds& ids = params.layer(layer);
   const Ops& ops = params.ops();
   const core::DType dt = dy.dtype();
+  const core::DType st = ops.statistic_dtype(params.dtype());
   const int64_t T = dy.size(0), C = c.hidden, F = c.ffn_hidden;
   const int64_t H = c.num_heads, Hkv = c.num_kv_heads, D = c.head_dim();
   auto& P = params;
+  // Selective recomputation: the elementwise outputs come back from the kept inputs (the rstd
+  // recomputed here equals the saved one: same op, same input).
+  if (!a.act.defined()) {
+    a.act = ops.empty({T, F}, dt);
+    ops.swiglu_fwd(a.gate_up, a.act);
+  }
+  if (!a.xn2.defined()) {
+    a.xn2 = ops.empty({T, C}, dt);
+    Tensor rstd = ops.empty({T}, st);
+    ops.rms_norm_fwd(a.h, P.at(ids.post_attention_norm).weight(), c.norm_eps, a.xn2, rstd);
+  }
+  if (!a.xn1.defined()) {
+    a.xn1 = ops.empty({T, C}, dt);
+    Tensor rstd = ops.empty({T}, st);
+    ops.rms_norm_fwd(a.x, P.at(ids.input_norm).weight(), c.norm_eps, a.xn1, rstd);
+  }
 
   // MLP branch: y = h + down(swiglu(gate_up(n2))).
   Tensor dact = ops.empty({T, F}, dt);  // (T, F)
@@ -112,6 +197,7 @@ void layer_bwd(const LlamaConfig& c, ParameterStore& params, int64_t layer,
   ops.matmul_bwd(dgate_up, a.xn2, P.at(ids.gate_up_proj).weight(), dxn2,
                  P.at(ids.gate_up_proj).grad);
   dgate_up = Tensor();
+  coll.tp_all_reduce(dxn2);  // column-parallel gate_up: partial input gradients
   Tensor dh = ops.empty({T, C}, dt);  // (T, C)
   ops.rms_norm_bwd(dxn2, a.h, P.at(ids.post_attention_norm).weight(), a.rstd2, dh,
                    P.at(ids.post_attention_norm).grad);
@@ -121,13 +207,25 @@ void layer_bwd(const LlamaConfig& c, ParameterStore& params, int64_t layer,
   Tensor dattn = ops.empty({T, H * D}, dt);  // (T, H·D)
   ops.matmul_bwd(dh, a.attn.reshape({T, H * D}), P.at(ids.o_proj).weight(), dattn,
                  P.at(ids.o_proj).grad);
-  Tensor dq = ops.empty({T, H, D}, dt);    // (T, H, D)
-  Tensor dk = ops.empty({T, Hkv, D}, dt);  // (T, Hkv, D)
-  Tensor dv = ops.empty({T, Hkv, D}, dt);  // (T, Hkv, D)
-  ops.attention_bwd(dattn.reshape({T, H, D}), a.q, a.k, a.v, a.attn, a.lse, cu_seqlens, dq, dk, dv);
+  Tensor dq = ops.empty({T, H, D}, dt);  // (T, H, D)
+  Tensor dk, dv;                         // (T, Hkv, D)
+  if (batch.context_parallel()) {
+    Tensor dks = ops.empty(a.k_segments.shape(), dt);  // (Tk, Hkv, D)
+    Tensor dvs = ops.empty(a.v_segments.shape(), dt);  // (Tk, Hkv, D)
+    ops.attention_segments_bwd(dattn.reshape({T, H, D}), a.q, a.k_segments, a.v_segments, a.attn,
+                               a.lse, batch.cu_seqlens, batch.cu_seqlens_k, dq, dks, dvs);
+    const core::DType grad_dtype = P.at(ids.k_proj).grad.dtype();
+    dk = scatter_segment_key_grads(ops, dks, batch, coll, T, grad_dtype);
+    dv = scatter_segment_key_grads(ops, dvs, batch, coll, T, grad_dtype);
+  } else {
+    dk = ops.empty({T, Hkv, D}, dt);
+    dv = ops.empty({T, Hkv, D}, dt);
+    ops.attention_bwd(dattn.reshape({T, H, D}), a.q, a.k, a.v, a.attn, a.lse, batch.cu_seqlens, dq,
+                      dk, dv);
+  }
   dattn = Tensor();
-  ops.rope_bwd(dq, cu_seqlens, c.rope_theta, dq);
-  ops.rope_bwd(dk, cu_seqlens, c.rope_theta, dk);
+  rope_backward(ops, batch, c.rope_theta, dq);
+  rope_backward(ops, batch, c.rope_theta, dk);
 
   Tensor dxn1 = ops.empty({T, C}, dt);     // (T, C)
   Tensor partial = ops.empty({T, C}, dt);  // (T, C)
@@ -139,6 +237,7 @@ void layer_bwd(const LlamaConfig& c, ParameterStore& params, int64_t layer,
   ops.matmul_bwd(dv.reshape({T, Hkv * D}), a.xn1, P.at(ids.v_proj).weight(), partial,
                  P.at(ids.v_proj).grad);
   ops.add(dxn1, partial, dxn1);
+  coll.tp_all_reduce(dxn1);  // column-parallel q/k/v: partial input gradients
 
   dx = ops.empty({T, C}, dt);  // (T, C)
   ops.rms_norm_bwd(dxn1, a.x, P.at(ids.input_norm).weight(), a.rstd1, dx,

@@ -10,7 +10,9 @@
 #include <string>
 
 #include "core/tensor.h"
+#include "model/collectives.h"
 #include "model/config.h"
+#include "model/micro_batch.h"
 #include "model/parameters.h"
 
 namespace hydraulis::model {
@@ -30,9 +32,15 @@ struct LayerActivations {
   core::Tensor rstd2;    // (T)
   core::Tensor gate_up;  // (T, 2F)
   core::Tensor act;      // (T, F) SwiGLU output
+  // Context parallelism: the keys and values of this rank's attention segments, gathered from the
+  // cp group (Tk, Hkv, D); undefined otherwise (k and v are the segments' keys then).
+  core::Tensor k_segments, v_segments;
 
   // Drops everything but x (full recomputation keeps only the layer inputs).
   void keep_input_only();
+  // Selective recomputation: drops the outputs of the cheap elementwise ops (both norms' outputs
+  // and SwiGLU's), which layer_bwd recomputes from x, h and gate_up; keeps every GEMM output.
+  void drop_elementwise_outputs();
   // Bytes held now.
   int64_t bytes() const;
   // Name of the first saved tensor (in forward order) holding a NaN/Inf, or "" when all finite.
@@ -42,14 +50,16 @@ struct LayerActivations {
 // Activation elements saved per token and layer without recomputation (for memory forecasts).
 int64_t layer_activation_elements_per_token(const LlamaConfig& config);
 
-// x (T, C), cu_seqlens (B + 1) → y (T, C) (allocated here); fills acts (acts.x = x).
+// x (T, C) → y (T, C) (allocated here); fills acts (acts.x = x). `batch` is on the store's
+// device; `layer` indexes the store's layers. config is the (tensor-parallel shard) config.
 void layer_fwd(const LlamaConfig& config, ParameterStore& params, int64_t layer,
-               const core::Tensor& x, const core::Tensor& cu_seqlens, LayerActivations& acts,
-               core::Tensor& y);
+               const core::Tensor& x, const MicroBatch& batch, const Collectives& collectives,
+               LayerActivations& acts, core::Tensor& y);
 
-// dy (T, C) → dx (T, C) (allocated here); accumulates the layer's parameter gradients.
+// dy (T, C) → dx (T, C) (allocated here); accumulates the layer's parameter gradients. Recomputes
+// what drop_elementwise_outputs dropped (acts is updated in place).
 void layer_bwd(const LlamaConfig& config, ParameterStore& params, int64_t layer,
-               const LayerActivations& acts, const core::Tensor& cu_seqlens, const core::Tensor& dy,
-               core::Tensor& dx);
+               LayerActivations& acts, const MicroBatch& batch, const Collectives& collectives,
+               const core::Tensor& dy, core::Tensor& dx);
 
 }  // namespace hydraulis::model

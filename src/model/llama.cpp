@@ -5,6 +5,8 @@
 #include "model/llama.h"
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 
 #include "kernels/cpu/cpu_kernels.h"
 #include "kernels/cpu/tensor_checks.h"
@@ -15,13 +17,31 @@ namespace hydraulis::model {
 
 using core::Tensor;
 
-LlamaModel::LlamaModel(LlamaConfig config, ParameterStore& params, ModelOptions options)
-    : config_(std::move(config)), params_(params), options_(options) {
+core::StatusOr<Recompute> recompute_from_string(std::string_view name) {
+  if (name == "none") return Recompute::kNone;
+  if (name == "selective") return Recompute::kSelective;
+  if (name == "full") return Recompute::kFull;
+  return core::invalid_argument("--recompute '{}' is not one of none, selective, full", name);
+}
+
+LlamaModel::LlamaModel(LlamaConfig config, ParameterStore& params, ModelOptions options,
+                       ShardInfo shard)
+    : config_(std::move(config)), params_(params), options_(options), shard_(shard) {
   HYD_CHECK(config_.validate().is_ok(), "LlamaModel: {}", config_.validate().message());
-  HYD_CHECK(params_.embedding().value.shape() == core::Shape({config_.vocab_size, config_.hidden}),
+  if (shard_.full_vocab_size == 0) shard_.full_vocab_size = config_.vocab_size;
+  HYD_CHECK(params_.num_layers() == params_.part().layer_count(config_),
             "LlamaModel: parameter store does not match config {}", config_.describe());
+  if (params_.has_embedding()) {
+    HYD_CHECK(
+        params_.embedding().value.shape() == core::Shape({config_.vocab_size, config_.hidden}),
+        "LlamaModel: parameter store does not match config {}", config_.describe());
+  }
   HYD_CHECK(options_.logits_chunk_tokens > 0, "logits_chunk_tokens = {} must be > 0",
             options_.logits_chunk_tokens);
+}
+
+const Collectives& LlamaModel::collectives() const {
+  return shard_.collectives != nullptr ? *shard_.collectives : local_collectives();
 }
 
 core::Status LlamaModel::validate(const MicroBatch& batch) const {
@@ -37,62 +57,127 @@ core::Status LlamaModel::validate(const MicroBatch& batch) const {
           b, cu[b + 1] - cu[b], config_.name, config_.max_seq_len);
     }
   }
-  return check_token_ids(batch, config_.vocab_size);
+  return check_token_ids(batch, shard_.full_vocab_size);
+}
+
+MicroBatch LlamaModel::to_vocab_shard(const MicroBatch& batch) const {
+  if (shard_.full_vocab_size == config_.vocab_size) return batch;
+  const int64_t begin = shard_.vocab_begin, end = begin + config_.vocab_size, T = batch.num_tokens();
+  MicroBatch shard = batch;
+  shard.host_targets = batch.targets;  // global ids, for joining the shards' losses
+  shard.input_ids = core::Tensor::empty({T}, core::DType::kI32);
+  shard.targets = core::Tensor::empty({T}, core::DType::kI32);
+  const int32_t* ids = batch.input_ids.data<int32_t>();
+  const int32_t* targets = batch.targets.data<int32_t>();
+  for (int64_t t = 0; t < T; ++t) {
+    shard.input_ids.data<int32_t>()[t] =
+        ids[t] >= begin && ids[t] < end ? int32_t(ids[t] - begin) : cpu::kMaskedId;
+    const int32_t y = targets[t];
+    shard.targets.data<int32_t>()[t] = y == cpu::kIgnoreIndex    ? cpu::kIgnoreIndex
+                                       : y >= begin && y < end ? int32_t(y - begin)
+                                                               : cpu::kTargetOnOtherShard;
+  }
+  return shard;
 }
 
 core::StatusOr<double> LlamaModel::forward_backward(const MicroBatch& batch,
                                                     int64_t global_target_count) {
+  HYD_CHECK(params_.has_embedding() && params_.has_head(),
+            "forward_backward needs the whole model; a pipeline stage uses forward_stage");
+  StageState state;
+  HYD_ASSIGN_OR_RETURN(core::Tensor unused, forward_stage(batch, Tensor(), global_target_count, state));
+  const double loss = state.loss;
+  backward_stage(state, Tensor());
+  return loss;
+}
+
+core::StatusOr<Tensor> LlamaModel::forward_stage(const MicroBatch& batch, const Tensor& input,
+                                                 int64_t global_target_count, StageState& state) {
   HYD_RETURN_IF_ERROR(validate(batch));
   HYD_CHECK(global_target_count > 0, "global_target_count = {} must be > 0", global_target_count);
-  const int64_t T = batch.num_tokens(), L = config_.num_layers;
-  if (T == 0) return 0.0;
+  HYD_CHECK(params_.has_embedding() != input.defined(),
+            "forward_stage: the first stage embeds the ids (no input); later stages need one");
+  const int64_t T = batch.num_tokens(), L = params_.num_layers();
+  state = StageState{};
+  state.active = true;
+  if (T == 0) return Tensor();
   const Ops& ops = params_.ops();
-  const MicroBatch on_device = upload(batch);
-  const Tensor& cu = on_device.cu_seqlens;
+  const Collectives& coll = collectives();
+  state.on_device = upload(to_vocab_shard(batch));
+  const MicroBatch& mb = state.on_device;
 
-  Tensor x = ops.empty({T, config_.hidden}, compute_dtype());  // (T, C)
-  ops.embedding_fwd(on_device.input_ids, params_.embedding().weight(), x);
-  std::vector<LayerActivations> acts(static_cast<size_t>(L));
+  Tensor x = input;  // (T, C)
+  if (params_.has_embedding()) {
+    x = ops.empty({T, config_.hidden}, compute_dtype());
+    ops.embedding_fwd(mb.input_ids, params_.embedding().weight(), x);
+    coll.tp_all_reduce(x);  // vocab-parallel: each row comes from one shard, zeros elsewhere
+  }
+  state.layers.resize(static_cast<size_t>(L));
   int64_t saved_bytes = 0;
   for (int64_t l = 0; l < L; ++l) {
     Tensor y;  // (T, C)
-    layer_fwd(config_, params_, l, x, cu, acts[l], y);
-    if (options_.recompute == Recompute::kFull) acts[l].keep_input_only();
-    saved_bytes += acts[l].bytes();
+    layer_fwd(config_, params_, l, x, mb, coll, state.layers[l], y);
+    if (options_.recompute == Recompute::kFull) state.layers[l].keep_input_only();
+    if (options_.recompute == Recompute::kSelective) state.layers[l].drop_elementwise_outputs();
+    saved_bytes += state.layers[l].bytes();
     x = y;
   }
   last_activation_bytes_ = saved_bytes;
+  if (!params_.has_head()) return x;
+  state.loss = head(x, mb, global_target_count, Pass::kWithGrad, state.head_dx, nullptr);
+  return Tensor();
+}
 
-  Tensor dx;  // (T, C)
-  double loss = head(x, on_device, global_target_count, Pass::kWithGrad, dx, nullptr);
-  x = Tensor();
+Tensor LlamaModel::backward_stage(StageState& state, const Tensor& dy) {
+  HYD_CHECK(state.active, "backward_stage without a forward_stage");
+  HYD_CHECK(params_.has_head() != dy.defined(),
+            "backward_stage: the last stage starts from the head's gradient (no dy); earlier "
+            "stages need one");
+  const int64_t L = params_.num_layers();
+  const Ops& ops = params_.ops();
+  const Collectives& coll = collectives();
+  const MicroBatch& mb = state.on_device;
+  Tensor dx = params_.has_head() ? state.head_dx : dy;  // (T, C)
+  if (!dx.defined()) {  // an empty micro-batch
+    state = StageState{};
+    return Tensor();
+  }
+  state.head_dx = Tensor();
   for (int64_t l = L - 1; l >= 0; --l) {
+    LayerActivations& acts = state.layers[l];
     if (options_.recompute == Recompute::kFull) {
       Tensor y_again;  // (T, C), equal to the forward's output; only the activations are needed
-      layer_fwd(config_, params_, l, acts[l].x, cu, acts[l], y_again);
+      layer_fwd(config_, params_, l, acts.x, mb, coll, acts, y_again);
     }
     Tensor dx_in;  // (T, C)
-    layer_bwd(config_, params_, l, acts[l], cu, dx, dx_in);
-    acts[l] = LayerActivations{};
+    layer_bwd(config_, params_, l, acts, mb, coll, dx, dx_in);
+    acts = LayerActivations{};
     dx = dx_in;
   }
-  ops.embedding_bwd(on_device.input_ids, dx, params_.embedding().grad);
-  return loss;
+  if (params_.has_embedding()) {
+    ops.embedding_bwd(mb.input_ids, dx, params_.embedding().grad);
+    dx = Tensor();
+  }
+  state = StageState{};
+  return dx;
 }
 
 core::StatusOr<double> LlamaModel::forward_loss(const MicroBatch& batch,
                                                 int64_t global_target_count) {
   HYD_RETURN_IF_ERROR(validate(batch));
+  HYD_CHECK(params_.has_embedding() && params_.has_head(), "forward_loss needs the whole model");
   HYD_CHECK(global_target_count > 0, "global_target_count = {} must be > 0", global_target_count);
   const int64_t T = batch.num_tokens();
   if (T == 0) return 0.0;
-  const MicroBatch on_device = upload(batch);
+  const Collectives& coll = collectives();
+  const MicroBatch on_device = upload(to_vocab_shard(batch));
   Tensor x = params_.ops().empty({T, config_.hidden}, compute_dtype());  // (T, C)
   params_.ops().embedding_fwd(on_device.input_ids, params_.embedding().weight(), x);
-  for (int64_t l = 0; l < config_.num_layers; ++l) {
+  coll.tp_all_reduce(x);
+  for (int64_t l = 0; l < params_.num_layers(); ++l) {
     LayerActivations acts;
     Tensor y;  // (T, C)
-    layer_fwd(config_, params_, l, x, on_device.cu_seqlens, acts, y);
+    layer_fwd(config_, params_, l, x, on_device, coll, acts, y);
     x = y;
   }
   Tensor unused;
@@ -103,22 +188,26 @@ NonfiniteReport LlamaModel::find_nonfinite(const MicroBatch& batch) {
   NonfiniteReport report;
   const int64_t T = batch.num_tokens();
   if (T == 0 || !validate(batch).is_ok()) return report;
+  if (!params_.has_embedding() || !params_.has_head()) return report;
   const Ops& ops = params_.ops();
-  const MicroBatch on_device = upload(batch);
+  const Collectives& coll = collectives();
+  const MicroBatch on_device = upload(to_vocab_shard(batch));
   Tensor x = ops.empty({T, config_.hidden}, compute_dtype());  // (T, C)
   ops.embedding_fwd(on_device.input_ids, params_.embedding().weight(), x);
+  coll.tp_all_reduce(x);
   if (first_nonfinite(ops.to_host(x)).has_value()) {
     report = {true, -1, "model.embed_tokens output"};
     return report;
   }
-  for (int64_t l = 0; l < config_.num_layers; ++l) {
+  for (int64_t l = 0; l < params_.num_layers(); ++l) {
     LayerActivations acts;
     Tensor y;  // (T, C)
-    layer_fwd(config_, params_, l, x, on_device.cu_seqlens, acts, y);
+    layer_fwd(config_, params_, l, x, on_device, coll, acts, y);
     std::string name = acts.first_nonfinite(ops);
     if (name.empty() && first_nonfinite(ops.to_host(y)).has_value()) name = "output";
     if (!name.empty()) {
-      report = {true, l, fmt::format("model.layers.{} {}", l, name)};
+      report = {true, params_.part().first_layer + l,
+                fmt::format("model.layers.{} {}", params_.part().first_layer + l, name)};
       return report;
     }
     x = y;
@@ -126,6 +215,43 @@ NonfiniteReport LlamaModel::find_nonfinite(const MicroBatch& batch) {
   Tensor unused;
   head(x, on_device, std::max<int64_t>(1, batch.num_targets()), Pass::kDiagnose, unused, &report);
   return report;
+}
+
+double LlamaModel::combine_vocab_shards(const Tensor& host_targets, Tensor losses,
+                                        const Tensor& lse, int64_t global_target_count,
+                                        Tensor& global_lse) const {
+  // Shard r holds logits z[v] for v in its rows: lse_r = log Σ_{v∈r} exp z_v, and its nll_r =
+  // lse_r − z_target where it owns the target (0 elsewhere). Global: lse = log Σ_r exp lse_r and
+  // nll = lse − z_target = lse − lse_owner + nll_owner (docs/parallel.md, "Vocab-parallel loss").
+  const Ops& ops = params_.ops();
+  const Collectives& coll = collectives();
+  const int64_t n = lse.size(0), tp = coll.tp_size();
+  Tensor all_lse = ops.empty({tp * n}, lse.dtype());  // (tp·n)
+  coll.tp_all_gather(lse, all_lse);
+  Tensor owned = losses;       // (n), summed in place: the backward reads lse, not the losses
+  coll.tp_all_reduce(owned);  // Σ_r nll_r = nll_owner
+  const Tensor h_lse = ops.to_host(all_lse), h_nll = ops.to_host(owned);
+  const int64_t shard_vocab = config_.vocab_size;
+  Tensor host_global = core::Tensor::empty({n}, h_lse.dtype());
+  double total = 0;
+  for (int64_t t = 0; t < n; ++t) {
+    double m = -std::numeric_limits<double>::infinity();
+    for (int64_t r = 0; r < tp; ++r) m = std::max(m, element(h_lse, r * n + t));
+    double sum = 0;
+    for (int64_t r = 0; r < tp; ++r) sum += std::exp(element(h_lse, r * n + t) - m);
+    const double g = m + std::log(sum);
+    if (host_global.dtype() == core::DType::kF64) {
+      host_global.data<double>()[t] = g;
+    } else {
+      host_global.data<float>()[t] = float(g);
+    }
+    const int32_t y = host_targets.data<int32_t>()[t];
+    if (y == cpu::kIgnoreIndex) continue;
+    const int64_t owner = y / shard_vocab;
+    total += g - element(h_lse, owner * n + t) + element(h_nll, t);
+  }
+  global_lse = ops.upload_as(host_global, lse.dtype());
+  return total / double(global_target_count);
 }
 
 double LlamaModel::head(const Tensor& x, const MicroBatch& batch, int64_t global_target_count,
@@ -152,6 +278,8 @@ double LlamaModel::head(const Tensor& x, const MicroBatch& batch, int64_t global
   Tensor lse_buffer = ops.empty({std::min(chunk, T)}, st);        // (chunk)
   // One loss slot per chunk, read back once and summed in chunk order on the host (double).
   Tensor chunk_losses = ops.empty({num_chunks}, st);  // (num_chunks)
+  const bool vocab_parallel = shard_.full_vocab_size != config_.vocab_size;
+  double vocab_parallel_loss = 0;  // Σ over chunks (tp > 1: joined on the host)
   for (int64_t t0 = 0, c = 0; t0 < T; t0 += chunk, ++c) {
     const int64_t t1 = std::min(T, t0 + chunk);
     Tensor xc = xf.narrow_rows(t0, t1);                      // (n, C)
@@ -163,6 +291,12 @@ double LlamaModel::head(const Tensor& x, const MicroBatch& batch, int64_t global
     ops.matmul_fwd(xc, lm_head.weight(), logits);
     ops.cross_entropy_fwd(logits, targets, cpu::kIgnoreIndex, global_target_count, losses, lse,
                           chunk_loss);
+    if (vocab_parallel) {
+      Tensor global_lse;  // (n)
+      vocab_parallel_loss += combine_vocab_shards(batch.host_targets.narrow_rows(t0, t1), losses,
+                                                  lse, global_target_count, global_lse);
+      lse = global_lse;
+    }
     if (pass == Pass::kDiagnose) {
       const char* bad = first_nonfinite(ops.to_host(logits)).has_value()   ? "logits"
                         : first_nonfinite(ops.to_host(losses)).has_value() ? "token losses"
@@ -180,9 +314,11 @@ double LlamaModel::head(const Tensor& x, const MicroBatch& batch, int64_t global
     }
   }
   if (pass == Pass::kWithGrad) {
-    dx = ops.empty({T, C}, dt);  // (T, C)
+    collectives().tp_all_reduce(dxf);  // vocab-parallel head: partial input gradients
+    dx = ops.empty({T, C}, dt);        // (T, C)
     ops.rms_norm_bwd(dxf, x, norm.weight(), rstd, dx, norm.grad);
   }
+  if (vocab_parallel) return vocab_parallel_loss;
   const Tensor host_losses = ops.to_host(chunk_losses);
   double loss = 0;
   for (int64_t c = 0; c < num_chunks; ++c) loss += element(host_losses, c);
@@ -191,7 +327,18 @@ double LlamaModel::head(const Tensor& x, const MicroBatch& batch, int64_t global
 
 MicroBatch LlamaModel::upload(const MicroBatch& batch) const {
   const Ops& ops = params_.ops();
-  return {ops.upload(batch.input_ids), ops.upload(batch.targets), ops.upload(batch.cu_seqlens)};
+  MicroBatch d;
+  d.input_ids = ops.upload(batch.input_ids);
+  d.targets = ops.upload(batch.targets);
+  d.cu_seqlens = ops.upload(batch.cu_seqlens);
+  if (batch.positions.defined()) d.positions = ops.upload(batch.positions);
+  if (batch.context_parallel()) {
+    d.cu_seqlens_k = ops.upload(batch.cu_seqlens_k);
+    d.kv_rows = ops.upload(batch.kv_rows);
+    d.kv_local_rows = batch.kv_local_rows;
+  }
+  d.host_targets = batch.host_targets.defined() ? batch.host_targets : batch.targets;
+  return d;
 }
 
 core::DType LlamaModel::compute_dtype() const {
@@ -206,6 +353,10 @@ MemoryEstimate estimate_memory(const LlamaConfig& c, int64_t micro_batch_tokens,
   const int64_t per_layer = layer_activation_elements_per_token(c) * T * b;
   if (options.recompute == Recompute::kFull) {
     m.activation_bytes = c.num_layers * T * c.hidden * b + per_layer;
+  } else if (options.recompute == Recompute::kSelective) {
+    // Both norm outputs (2C) and SwiGLU's (F) are dropped; the backward rebuilds one layer's.
+    const int64_t dropped = (2 * c.hidden + c.ffn_hidden) * T * b;
+    m.activation_bytes = c.num_layers * (per_layer - dropped) + dropped;
   } else {
     m.activation_bytes = c.num_layers * per_layer;
   }

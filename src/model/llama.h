@@ -8,9 +8,11 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/status.h"
+#include "model/collectives.h"
 #include "model/config.h"
 #include "model/decoder_layer.h"
 #include "model/micro_batch.h"
@@ -19,8 +21,31 @@
 namespace hydraulis::model {
 
 enum class Recompute {
-  kNone,  // keep every layer's activations from forward to backward
-  kFull,  // keep only each layer's input; rerun the layer's forward just before its backward
+  kNone,       // keep every layer's activations from forward to backward
+  kSelective,  // drop the norm and SwiGLU outputs, recompute them in the backward (no GEMM rerun)
+  kFull,       // keep only each layer's input; rerun the layer's forward just before its backward
+};
+
+// "none", "selective", "full".
+core::StatusOr<Recompute> recompute_from_string(std::string_view name);
+
+// How this model instance relates to the whole model under tensor parallelism: the rank's
+// vocabulary rows [vocab_begin, vocab_begin + shard vocab) of full_vocab_size, and the
+// collectives that join the tp (and cp) group's partial results. Defaults: one device.
+struct ShardInfo {
+  const Collectives* collectives = nullptr;  // nullptr: local_collectives()
+  int64_t vocab_begin = 0;
+  int64_t full_vocab_size = 0;  // 0: the config's vocab_size
+};
+
+// One micro-batch between its stage forward and its stage backward (a pipeline schedule keeps
+// several in flight).
+struct StageState {
+  MicroBatch on_device;
+  std::vector<LayerActivations> layers;
+  core::Tensor head_dx;  // (T, C) last stage: gradient w.r.t. the last layer's output
+  double loss = 0;       // last stage: Σ_t −log p(target_t) / global_target_count
+  bool active = false;
 };
 
 struct ModelOptions {
@@ -39,13 +64,27 @@ struct NonfiniteReport {
 
 class LlamaModel {
  public:
-  // `params` must be created from `config` and outlive the model.
-  LlamaModel(LlamaConfig config, ParameterStore& params, ModelOptions options = {});
+  // `params` must be created from `config` (a tensor-parallel shard config when shard says so)
+  // and outlive the model; the store's part (ModelPart) makes this model a pipeline stage.
+  LlamaModel(LlamaConfig config, ParameterStore& params, ModelOptions options = {},
+             ShardInfo shard = {});
 
-  // Forward and backward of one micro-batch: returns its loss contribution
-  // Σ_t −log p(target_t) / global_target_count and accumulates (+=) every parameter gradient.
-  // Errors: token ids outside the vocabulary, a sequence longer than max_seq_len.
+  // Forward and backward of one micro-batch through the whole model (a store holding every layer
+  // and both ends): returns its loss contribution Σ_t −log p(target_t) / global_target_count and
+  // accumulates (+=) every parameter gradient. Errors: token ids outside the vocabulary, a
+  // sequence longer than max_seq_len.
   core::StatusOr<double> forward_backward(const MicroBatch& batch, int64_t global_target_count);
+
+  // Pipeline stage forward: `input` (T, C) is the previous stage's output (undefined on the first
+  // stage, which embeds batch.input_ids). Returns this stage's output (T, C) for the next stage;
+  // the last stage instead runs the head's forward and fused backward (state.loss, state.head_dx)
+  // and returns an undefined tensor. Saves what backward_stage needs in `state`.
+  core::StatusOr<core::Tensor> forward_stage(const MicroBatch& batch, const core::Tensor& input,
+                                             int64_t global_target_count, StageState& state);
+  // Pipeline stage backward: `dy` (T, C) from the next stage (undefined on the last stage).
+  // Accumulates this stage's parameter gradients; returns the gradient w.r.t. the stage input
+  // (undefined on the first stage, which finishes with the embedding's backward). Clears state.
+  core::Tensor backward_stage(StageState& state, const core::Tensor& dy);
   // The same loss without gradients (no activations kept).
   core::StatusOr<double> forward_loss(const MicroBatch& batch, int64_t global_target_count);
   // Reruns the forward checking every activation; names the first non-finite one.
@@ -64,6 +103,15 @@ class LlamaModel {
   // producing dx (T, C) w.r.t. the last layer's output.
   double head(const core::Tensor& x, const MicroBatch& batch, int64_t global_target_count,
               Pass pass, core::Tensor& dx, NonfiniteReport* report);
+  // Vocab-parallel loss of one chunk (tp > 1): joins the shards' lse; returns the chunk's loss
+  // and writes the global lse (n) for the backward. `host_targets` are the global target ids.
+  double combine_vocab_shards(const core::Tensor& host_targets, core::Tensor losses,
+                              const core::Tensor& lse, int64_t global_target_count,
+                              core::Tensor& global_lse) const;
+  // Input ids and targets of the micro-batch in this rank's vocabulary shard (masked / "other
+  // shard" outside it); the batch itself when the vocabulary is whole.
+  MicroBatch to_vocab_shard(const MicroBatch& batch) const;
+  const Collectives& collectives() const;
   // The micro-batch's tensors on the backend's device (the same tensors on the CPU).
   MicroBatch upload(const MicroBatch& batch) const;
   core::DType compute_dtype() const;  // of activations
@@ -71,6 +119,7 @@ class LlamaModel {
   LlamaConfig config_;
   ParameterStore& params_;
   ModelOptions options_;
+  ShardInfo shard_;
   int64_t last_activation_bytes_ = 0;
 };
 

@@ -77,6 +77,24 @@ class Ops {
                              const core::Tensor& v, const core::Tensor& out,
                              const core::Tensor& lse, const core::Tensor& cu_seqlens,
                              core::Tensor& dq, core::Tensor& dk, core::Tensor& dv) const = 0;
+  // Context parallelism: RoPE at explicit positions, and attention of query segments over
+  // (gathered) key segments, causal aligned bottom-right (kernels/cpu/attention.h).
+  virtual void rope_positions_fwd(const core::Tensor& x, const core::Tensor& positions,
+                                  double theta, core::Tensor& y) const = 0;
+  virtual void rope_positions_bwd(const core::Tensor& dy, const core::Tensor& positions,
+                                  double theta, core::Tensor& dx) const = 0;
+  virtual void attention_segments_fwd(const core::Tensor& q, const core::Tensor& k,
+                                      const core::Tensor& v, const core::Tensor& cu_seqlens_q,
+                                      const core::Tensor& cu_seqlens_k, core::Tensor& out,
+                                      core::Tensor& lse) const = 0;
+  virtual void attention_segments_bwd(const core::Tensor& dout, const core::Tensor& q,
+                                      const core::Tensor& k, const core::Tensor& v,
+                                      const core::Tensor& out, const core::Tensor& lse,
+                                      const core::Tensor& cu_seqlens_q,
+                                      const core::Tensor& cu_seqlens_k, core::Tensor& dq,
+                                      core::Tensor& dk, core::Tensor& dv) const = 0;
+  // False where attention_segments_* is not implemented (then cp > 1 is refused up front).
+  virtual bool supports_attention_segments() const = 0;
   virtual void swiglu_fwd(const core::Tensor& gate_up, core::Tensor& out) const = 0;
   virtual void swiglu_bwd(const core::Tensor& dout, const core::Tensor& gate_up,
                           core::Tensor& dgate_up) const = 0;

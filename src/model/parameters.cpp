@@ -36,9 +36,23 @@ double init_normal(uint64_t seed, uint64_t stream, uint64_t index) {
   return std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * std::numbers::pi * u2);
 }
 
-ParameterStore ParameterStore::create(const LlamaConfig& config, core::DType dtype) {
+int64_t ModelPart::layer_count(const LlamaConfig& config) const {
+  return num_layers < 0 ? config.num_layers - first_layer : num_layers;
+}
+
+bool ModelPart::is_whole(const LlamaConfig& config) const {
+  return first_layer == 0 && layer_count(config) == config.num_layers && embedding && head;
+}
+
+ParameterStore ParameterStore::create(const LlamaConfig& config, core::DType dtype,
+                                      const ModelPart& part) {
   HYD_CHECK(config.validate().is_ok(), "ParameterStore::create: invalid config: {}",
             config.validate().message());
+  const int64_t part_layers = part.layer_count(config);
+  HYD_CHECK(part.first_layer >= 0 && part_layers >= 0 &&
+                part.first_layer + part_layers <= config.num_layers,
+            "ParameterStore::create: layers [{}, {}) outside the model's {} layers",
+            part.first_layer, part.first_layer + part_layers, config.num_layers);
   HYD_CHECK(dtype == core::DType::kF32 || dtype == core::DType::kF64,
             "master weights are f32 (or f64 for tests), got {}", core::dtype_name(dtype));
   ParameterStore store;
@@ -49,8 +63,13 @@ ParameterStore ParameterStore::create(const LlamaConfig& config, core::DType dty
   // down_proj) scaled by 1/sqrt(2L) so the residual's variance does not grow with depth.
   constexpr double kStd = 0.02;
   const double residual_std = kStd / std::sqrt(2.0 * double(config.num_layers));
-  store.embedding_ = store.add("model.embed_tokens.weight", {V, C}, WeightDecay::kApply, -1, kStd);
-  for (int64_t i = 0; i < config.num_layers; ++i) {
+  store.part_ = part;
+  store.part_.num_layers = part_layers;
+  if (part.embedding) {
+    store.embedding_ =
+        store.add("model.embed_tokens.weight", {V, C}, WeightDecay::kApply, -1, kStd);
+  }
+  for (int64_t i = part.first_layer; i < part.first_layer + part_layers; ++i) {
     std::string p = fmt::format("model.layers.{}.", i);
     LayerParameterIds ids{};
     ids.input_norm = store.add(p + "input_layernorm.weight", {C}, WeightDecay::kNone, i, 0);
@@ -70,10 +89,17 @@ ParameterStore ParameterStore::create(const LlamaConfig& config, core::DType dty
         store.add(p + "mlp.down_proj.weight", {C, F}, WeightDecay::kApply, i, residual_std);
     store.layers_.push_back(ids);
   }
-  store.final_norm_ = store.add("model.norm.weight", {C}, WeightDecay::kNone, -1, 0);
-  store.lm_head_ = config.lm_head == LmHead::kTied
-                       ? store.embedding_
-                       : store.add("lm_head.weight", {V, C}, WeightDecay::kApply, -1, kStd);
+  if (part.head) {
+    store.final_norm_ = store.add("model.norm.weight", {C}, WeightDecay::kNone, -1, 0);
+    if (config.lm_head == LmHead::kUntied) {
+      store.lm_head_ = store.add("lm_head.weight", {V, C}, WeightDecay::kApply, -1, kStd);
+    } else if (part.embedding) {
+      store.lm_head_ = store.embedding_;
+    } else {
+      store.lm_head_ =
+          store.add("model.embed_tokens.weight", {V, C}, WeightDecay::kApply, -1, kStd);
+    }
+  }
   return store;
 }
 
@@ -121,6 +147,7 @@ ParameterStore ParameterStore::copy_to(std::shared_ptr<const Ops> ops) const {
   store.dtype_ = on_cpu ? dtype_ : core::DType::kF32;
   store.ops_ = ops;
   store.layers_ = layers_;
+  store.part_ = part_;
   store.embedding_ = embedding_;
   store.final_norm_ = final_norm_;
   store.lm_head_ = lm_head_;

@@ -38,10 +38,26 @@ struct LayerParameterIds {
   size_t input_norm, q_proj, k_proj, v_proj, o_proj, post_attention_norm, gate_up_proj, down_proj;
 };
 
+// The part of the model one store holds: a pipeline stage's decoder layers, the embedding (first
+// stage) and the final norm + LM head (last stage). Names keep the model's layer numbers. With a
+// tied head, a head-only part holds model.embed_tokens.weight as its LM head (listed last).
+struct ModelPart {
+  int64_t first_layer = 0;
+  int64_t num_layers = -1;  // -1: through the model's last layer
+  bool embedding = true;
+  bool head = true;
+
+  int64_t layer_count(const LlamaConfig& config) const;
+  bool is_whole(const LlamaConfig& config) const;
+};
+
 class ParameterStore {
  public:
-  // Zero-filled parameters and gradients of `config` in `dtype` (f32 or f64).
-  static ParameterStore create(const LlamaConfig& config, core::DType dtype = core::DType::kF32);
+  // Zero-filled parameters and gradients of `config` in `dtype` (f32 or f64); `part` selects a
+  // pipeline stage's share (default: the whole model). config may be a tensor-parallel shard
+  // (model::tensor_parallel_shard): the store then holds that rank's slices.
+  static ParameterStore create(const LlamaConfig& config, core::DType dtype = core::DType::kF32,
+                               const ModelPart& part = {});
 
   // value ~ N(0, init_std²) (norm weights = 1), drawn from (seed, parameter index, element index)
   // through SplitMix64 + Box-Muller and rounded to f32 first (so f32 and f64 stores agree).
@@ -62,11 +78,25 @@ class ParameterStore {
   // nullptr when absent.
   Parameter* find(const std::string& name);
   const Parameter* find(const std::string& name) const;
-  Parameter& embedding() { return params_[embedding_]; }
-  Parameter& final_norm() { return params_[final_norm_]; }
+  const ModelPart& part() const { return part_; }
+  bool has_embedding() const { return part_.embedding; }
+  bool has_head() const { return part_.head; }
+  Parameter& embedding() {
+    HYD_CHECK(part_.embedding, "this parameter store holds no embedding (not the first stage)");
+    return params_[embedding_];
+  }
+  Parameter& final_norm() {
+    HYD_CHECK(part_.head, "this parameter store holds no final norm (not the last stage)");
+    return params_[final_norm_];
+  }
   // The LM head weight: lm_head.weight, or the embedding table when tied.
-  Parameter& lm_head() { return params_[lm_head_]; }
+  Parameter& lm_head() {
+    HYD_CHECK(part_.head, "this parameter store holds no LM head (not the last stage)");
+    return params_[lm_head_];
+  }
+  // Layer i of this store (0 = the part's first layer).
   const LayerParameterIds& layer(int64_t i) const { return layers_[static_cast<size_t>(i)]; }
+  int64_t num_layers() const { return int64_t(layers_.size()); }
   Parameter& at(size_t index) { return params_[index]; }
 
   int64_t num_elements() const;
@@ -77,6 +107,7 @@ class ParameterStore {
              double init_std);
 
   core::DType dtype_ = core::DType::kF32;
+  ModelPart part_;
   std::shared_ptr<const Ops> ops_;
   std::vector<Parameter> params_;
   std::vector<LayerParameterIds> layers_;

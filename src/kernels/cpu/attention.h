@@ -23,4 +23,17 @@ void attention_bwd(const core::Tensor& dout, const core::Tensor& q, const core::
                    const core::Tensor& cu_seqlens, core::Tensor& dq, core::Tensor& dk,
                    core::Tensor& dv);
 
+// Segment form (context parallelism: a rank's query chunks attend to all-gathered keys): segment s
+// has queries q[cu_seqlens_q[s] .. cu_seqlens_q[s+1]) and keys/values k, v[cu_seqlens_k[s] ..
+// cu_seqlens_k[s+1]), k_len ≥ q_len, causal aligned bottom-right: query i of the segment sees
+// segment keys 0 .. i + (k_len − q_len) (flash-attn's varlen convention). q, out (Tq, H, D),
+// k, v, dk, dv (Tk, Hkv, D), lse (H, Tq). With cu_seqlens_q == cu_seqlens_k it is attention_fwd.
+void attention_segments_fwd(const core::Tensor& q, const core::Tensor& k, const core::Tensor& v,
+                            const core::Tensor& cu_seqlens_q, const core::Tensor& cu_seqlens_k,
+                            core::Tensor& out, core::Tensor& lse);
+void attention_segments_bwd(const core::Tensor& dout, const core::Tensor& q, const core::Tensor& k,
+                            const core::Tensor& v, const core::Tensor& out, const core::Tensor& lse,
+                            const core::Tensor& cu_seqlens_q, const core::Tensor& cu_seqlens_k,
+                            core::Tensor& dq, core::Tensor& dk, core::Tensor& dv);
+
 }  // namespace hydraulis::cpu

@@ -21,7 +21,8 @@ void check_targets(const core::Tensor& logits, const core::Tensor& targets, int3
             global_token_count);
   const int32_t* target = targets.data<int32_t>();
   for (int64_t t = 0; t < num_tokens; ++t) {
-    HYD_CHECK(target[t] == ignore_index || (target[t] >= 0 && target[t] < vocab),
+    HYD_CHECK(target[t] == ignore_index || target[t] == kTargetOnOtherShard ||
+                  (target[t] >= 0 && target[t] < vocab),
               "{}: target {} at position {} is outside the vocabulary [0, {}) and is not the "
               "ignore index {}",
               op, target[t], t, vocab, ignore_index);
@@ -52,7 +53,8 @@ void cross_entropy_fwd(const core::Tensor& logits, const core::Tensor& targets,
         for (int64_t c = 0; c < vocab; ++c) sum += double(std::exp(row[c] - max_logit));
         double log_sum_exp = double(max_logit) + std::log(sum);
         row_lse[t] = T(log_sum_exp);
-        nll[t] = target[t] == ignore_index ? T(0) : T(log_sum_exp - double(row[target[t]]));
+        const bool no_term = target[t] == ignore_index || target[t] == kTargetOnOtherShard;
+        nll[t] = no_term ? T(0) : T(log_sum_exp - double(row[target[t]]));
       }
     });
     double total = 0;  // fixed order: thread-count independent
@@ -84,7 +86,7 @@ void cross_entropy_bwd(const core::Tensor& logits, const core::Tensor& targets,
           std::fill_n(drow, vocab, T(0));
           continue;
         }
-        for (int64_t c = 0; c < vocab; ++c) {
+        for (int64_t c = 0; c < vocab; ++c) {  // target −1 (other shard): no one-hot here
           T p = std::exp(row[c] - row_lse[t]);
           drow[c] = (p - T(c == target[t] ? 1 : 0)) * inv_count;
         }

@@ -11,8 +11,12 @@
 namespace hydraulis::cpu {
 
 inline constexpr int32_t kIgnoreIndex = -100;  // PyTorch's default ignore_index
+// Vocab-parallel cross-entropy: the row's target lies in another shard of the vocabulary. The row
+// counts (its softmax gradient is written) but has no one-hot column and no loss term here; the
+// caller combines the shards' lse and target logits (docs/parallel.md, "Vocab-parallel loss").
+inline constexpr int32_t kTargetOnOtherShard = -1;
 
-// logits (T, V), targets (T) i32 in [0, V) or == ignore_index.
+// logits (T, V), targets (T) i32 in [0, V), == ignore_index or == kTargetOnOtherShard.
 // losses (T): −log p_target per token (0 where ignored); lse (T): log Σ_v exp(logits_tv), saved
 // for the backward; loss (1): Σ_t losses_t / global_token_count. global_token_count > 0.
 void cross_entropy_fwd(const core::Tensor& logits, const core::Tensor& targets,

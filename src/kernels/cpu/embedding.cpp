@@ -14,7 +14,7 @@ namespace {
 void check_ids_in_range(const int32_t* ids, int64_t num_tokens, int64_t vocab_size,
                         std::string_view op) {
   for (int64_t t = 0; t < num_tokens; ++t) {
-    HYD_CHECK(ids[t] >= 0 && ids[t] < vocab_size,
+    HYD_CHECK(ids[t] == kMaskedId || (ids[t] >= 0 && ids[t] < vocab_size),
               "{}: token id {} at position {} is outside the vocabulary [0, {})", op, ids[t], t,
               vocab_size);
   }
@@ -50,7 +50,11 @@ void embedding_fwd(const core::Tensor& ids, const core::Tensor& table, core::Ten
     T* o = out.data<T>();            // (T, C)
     parallel_for(num_tokens, 64, [&](int64_t begin, int64_t end) {
       for (int64_t t = begin; t < end; ++t) {
-        std::copy_n(tab + id[t] * channels, channels, o + t * channels);
+        if (id[t] == kMaskedId) {
+          std::fill_n(o + t * channels, channels, T(0));
+        } else {
+          std::copy_n(tab + id[t] * channels, channels, o + t * channels);
+        }
       }
     });
   });
@@ -70,6 +74,7 @@ void embedding_bwd(const core::Tensor& ids, const core::Tensor& dout, core::Tens
     T* dtab = dtable.data<T>();   // (V, C)
     parallel_for(channels, 64, [&](int64_t c0, int64_t c1) {
       for (int64_t t = 0; t < num_tokens; ++t) {
+        if (id[t] == kMaskedId) continue;
         const T* src = d + t * channels;
         T* dst = dtab + id[t] * channels;
         for (int64_t c = c0; c < c1; ++c) dst[c] += src[c];

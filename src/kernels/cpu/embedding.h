@@ -12,7 +12,12 @@ namespace hydraulis::cpu {
 // OK when every ids[t] is in [0, vocab_size); else names the first bad id and its position.
 core::Status embedding_check_ids(const core::Tensor& ids, int64_t vocab_size);
 
-// ids (T) i32, table (V, C), out (T, C).
+// Id of a token held by another vocabulary shard (vocab-parallel embedding) or a padding row: its
+// output row is 0 and it adds no gradient. The same op gathers/scatters rows of any (N, C) tensor
+// (context parallelism gathers keys with it).
+inline constexpr int32_t kMaskedId = -1;
+
+// ids (T) i32 in [0, V) or kMaskedId, table (V, C), out (T, C).
 void embedding_fwd(const core::Tensor& ids, const core::Tensor& table, core::Tensor& out);
 
 // dtable += scatter of dout rows at ids (repeated ids sum). ids (T), dout (T, C), dtable (V, C).

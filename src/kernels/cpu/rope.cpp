@@ -15,12 +15,14 @@ namespace {
 
 enum class RopeDirection { kForward, kBackward };
 
+// position[t]: the rotation position of token t.
 template <typename T>
-void rope_apply(const T* in, const int32_t* cu, int64_t num_seqs, int64_t num_tokens, int64_t heads,
+void rope_apply(const T* in, const std::vector<int64_t>& position, int64_t heads,
                 int64_t head_dim, double theta, RopeDirection direction, T* out) {
+  const int64_t num_tokens = int64_t(position.size());
   int64_t half = head_dim / 2;
   int64_t max_len = 0;
-  for (int64_t b = 0; b < num_seqs; ++b) max_len = std::max<int64_t>(max_len, cu[b + 1] - cu[b]);
+  for (int64_t p : position) max_len = std::max<int64_t>(max_len, p + 1);
   // inv_freq_i = 1 / theta^(2i / D) and angle = p · inv_freq_i, both in T as HF computes them.
   std::vector<T> inv_freq(static_cast<size_t>(half));
   for (int64_t i = 0; i < half; ++i) {
@@ -34,11 +36,6 @@ void rope_apply(const T* in, const int32_t* cu, int64_t num_seqs, int64_t num_to
       cos_table[p * half + i] = std::cos(angle);
       sin_table[p * half + i] = std::sin(angle);
     }
-  }
-  // position[t] = t − start of t's sequence.
-  std::vector<int64_t> position(static_cast<size_t>(num_tokens));
-  for (int64_t b = 0; b < num_seqs; ++b) {
-    for (int64_t t = cu[b]; t < cu[b + 1]; ++t) position[t] = t - cu[b];
   }
   T sign = direction == RopeDirection::kForward ? T(1) : T(-1);
   parallel_for(num_tokens, 16, [&](int64_t begin, int64_t end) {
@@ -59,31 +56,67 @@ void rope_apply(const T* in, const int32_t* cu, int64_t num_seqs, int64_t num_to
   });
 }
 
-void rope_run(const core::Tensor& in, const core::Tensor& cu_seqlens, double theta,
+void rope_run(const core::Tensor& in, const std::vector<int64_t>& position, double theta,
               RopeDirection direction, core::Tensor& out, std::string_view op) {
   HYD_CHECK(in.dim() == 3, "{}: input must be (T, H, D), is {}", op, in.describe());
-  int64_t num_tokens = in.size(0), heads = in.size(1), head_dim = in.size(2);
+  int64_t heads = in.size(1), head_dim = in.size(2);
   HYD_CHECK(head_dim % 2 == 0, "{}: head dim D = {} must be even", op, head_dim);
   HYD_CHECK(theta > 0, "{}: theta = {} must be > 0", op, theta);
   check_shape(out, in.shape(), op);
   check_dtype(out, in.dtype(), op);
-  check_cu_seqlens(cu_seqlens, num_tokens);
   dispatch_floating(in.dtype(), op, [&]<typename T>(T) {
-    rope_apply(in.data<T>(), cu_seqlens.data<int32_t>(), cu_seqlens.numel() - 1, num_tokens, heads,
-               head_dim, theta, direction, out.data<T>());
+    rope_apply(in.data<T>(), position, heads, head_dim, theta, direction, out.data<T>());
   });
+}
+
+// position[t] = t − start of t's sequence.
+std::vector<int64_t> sequence_positions(const core::Tensor& cu_seqlens, int64_t num_tokens) {
+  check_cu_seqlens(cu_seqlens, num_tokens);
+  const int32_t* cu = cu_seqlens.data<int32_t>();
+  std::vector<int64_t> position(static_cast<size_t>(num_tokens));
+  for (int64_t b = 0; b + 1 < cu_seqlens.numel(); ++b) {
+    for (int64_t t = cu[b]; t < cu[b + 1]; ++t) position[t] = t - cu[b];
+  }
+  return position;
+}
+
+std::vector<int64_t> explicit_positions(const core::Tensor& positions, int64_t num_tokens,
+                                        std::string_view op) {
+  check_shape(positions, {num_tokens}, op);
+  check_dtype(positions, core::DType::kI32, op);
+  const int32_t* p = positions.data<int32_t>();
+  std::vector<int64_t> position(static_cast<size_t>(num_tokens));
+  for (int64_t t = 0; t < num_tokens; ++t) {
+    HYD_CHECK(p[t] >= 0, "{}: position {} of token {} must be >= 0", op, p[t], t);
+    position[t] = p[t];
+  }
+  return position;
 }
 
 }  // namespace
 
 void rope_fwd(const core::Tensor& x, const core::Tensor& cu_seqlens, double theta,
               core::Tensor& y) {
-  rope_run(x, cu_seqlens, theta, RopeDirection::kForward, y, "rope_fwd");
+  rope_run(x, sequence_positions(cu_seqlens, x.size(0)), theta, RopeDirection::kForward, y,
+           "rope_fwd");
 }
 
 void rope_bwd(const core::Tensor& dy, const core::Tensor& cu_seqlens, double theta,
               core::Tensor& dx) {
-  rope_run(dy, cu_seqlens, theta, RopeDirection::kBackward, dx, "rope_bwd");
+  rope_run(dy, sequence_positions(cu_seqlens, dy.size(0)), theta, RopeDirection::kBackward, dx,
+           "rope_bwd");
+}
+
+void rope_positions_fwd(const core::Tensor& x, const core::Tensor& positions, double theta,
+                        core::Tensor& y) {
+  rope_run(x, explicit_positions(positions, x.size(0), "rope_positions_fwd"), theta,
+           RopeDirection::kForward, y, "rope_positions_fwd");
+}
+
+void rope_positions_bwd(const core::Tensor& dy, const core::Tensor& positions, double theta,
+                        core::Tensor& dx) {
+  rope_run(dy, explicit_positions(positions, dy.size(0), "rope_positions_bwd"), theta,
+           RopeDirection::kBackward, dx, "rope_positions_bwd");
 }
 
 }  // namespace hydraulis::cpu

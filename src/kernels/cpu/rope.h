@@ -17,4 +17,12 @@ void rope_fwd(const core::Tensor& x, const core::Tensor& cu_seqlens, double thet
 void rope_bwd(const core::Tensor& dy, const core::Tensor& cu_seqlens, double theta,
               core::Tensor& dx);
 
+// The same rotations at explicit positions (T) i32 instead of positions restarting at every
+// cu_seqlens boundary: context parallelism hands each rank chunks from the middle of sequences.
+// rope_fwd(x, cu) == rope_positions_fwd(x, t − cu[b(t)]).
+void rope_positions_fwd(const core::Tensor& x, const core::Tensor& positions, double theta,
+                        core::Tensor& y);
+void rope_positions_bwd(const core::Tensor& dy, const core::Tensor& positions, double theta,
+                        core::Tensor& dx);
+
 }  // namespace hydraulis::cpu

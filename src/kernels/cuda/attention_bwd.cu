@@ -216,6 +216,18 @@ __global__ void __launch_bounds__(kThreads)
   float dk_acc[kD / 8][4] = {}, dv_acc[kD / 8][4] = {};
   detail::cp_async_wait_all();
   __syncthreads();
+  // This warp's 16 K and V rows as A fragments: held in registers across all items where they
+  // fit (D = 64: 32 registers), else re-read from smem per k-step (D = 128: the accumulators
+  // take 128 registers).
+  constexpr bool kKvInRegs = kD <= 64;
+  uint32_t kf[kKvInRegs ? kD / 16 : 1][4], vf[kKvInRegs ? kD / 16 : 1][4];
+  if constexpr (kKvInRegs) {
+#pragma unroll
+    for (int kk = 0; kk < kD / 16; ++kk) {
+      detail::ldmatrix_x4(kf[kk], detail::frag_a(Ks, kS, warp * 16, kk * 16, lane));
+      detail::ldmatrix_x4(vf[kk], detail::frag_a(Vs, kS, warp * 16, kk * 16, lane));
+    }
+  }
 
   for (int i = 0; i < items; ++i) {
     if (i + 1 < items) {
@@ -231,8 +243,16 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
     for (int kk = 0; kk < kD / 16; ++kk) {
       uint32_t ka[4], va[4];
-      detail::ldmatrix_x4(ka, detail::frag_a(Ks, kS, warp * 16, kk * 16, lane));
-      detail::ldmatrix_x4(va, detail::frag_a(Vs, kS, warp * 16, kk * 16, lane));
+      if constexpr (kKvInRegs) {
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+          ka[j] = kf[kk][j];
+          va[j] = vf[kk][j];
+        }
+      } else {
+        detail::ldmatrix_x4(ka, detail::frag_a(Ks, kS, warp * 16, kk * 16, lane));
+        detail::ldmatrix_x4(va, detail::frag_a(Vs, kS, warp * 16, kk * 16, lane));
+      }
 #pragma unroll
       for (int np = 0; np < kBq / 16; ++np) {
         uint32_t b[4];

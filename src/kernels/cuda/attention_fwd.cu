@@ -1,11 +1,14 @@
-// Flash-attention forward over a packed varlen batch: a block of 8 warps owns 128 queries of one
-// (sequence, head); each warp 16 query rows kept in registers (Q fragments, O accumulators, row
-// max m and partial sum l in the log2 domain). K/V arrive in 64-key tiles through cp.async into a
-// double buffer (tile kt + 1 loads while tile kt is multiplied); fragments come from padded smem
-// by ldmatrix (V through ldmatrix.trans, so no transposed copy). Per tile: S = Q·Kᵀ (mma), causal
-// mask only on tiles that reach the warp's diagonal or the sequence end, online softmax,
-// O += P·V with P reused from the S accumulators as A fragments; a warp skips the key tiles that
-// lie wholly above its rows. Twin: cpu/attention.cpp (attention_fwd).
+// Flash-attention forward over a packed varlen batch: a block of 4 warps owns 128 queries of one
+// (sequence, head); each warp 32 query rows (two 16-row m-tiles, so every K/V fragment read from
+// shared memory feeds two MMAs: half the ldmatrix traffic per FLOP of 16 rows per warp), its O
+// accumulators and online-softmax state (row max m in the scaled log2 domain, partial sum l) in
+// registers; Q fragments are re-read from smem per k-step (registers go to O and S). K/V arrive
+// in 64-key tiles through cp.async into a double buffer (tile kt + 1 loads while tile kt is
+// multiplied); V fragments by ldmatrix.trans, so no transposed copy. Per tile: S = Q·Kᵀ (mma),
+// causal mask only on tiles that reach an m-tile's diagonal or the sequence end, online softmax
+// with the scale folded into one FFMA per score (p = 2^(s·scale·log2e − m)), O += P·V with P
+// reused from the S accumulators as A fragments; a warp skips the key tiles wholly above its
+// rows. Two blocks per SM. Twin: cpu/attention.cpp (attention_fwd).
 #include "kernels/cuda/attention.h"
 
 #include <cmath>
@@ -17,7 +20,9 @@ namespace hydraulis::cuda {
 namespace {
 
 using detail::bf16;
-constexpr int kBr = 128, kBc = 64, kThreads = 256;
+constexpr int kWarps = 4, kMT = 2;                  // warps per block, 16-row m-tiles per warp
+constexpr int kBr = kWarps * kMT * 16, kBc = 64;    // 128 queries × 64-key tiles
+constexpr int kThreads = kWarps * 32;
 
 template <int kD>
 constexpr int fwd_smem_bytes() {
@@ -25,7 +30,7 @@ constexpr int fwd_smem_bytes() {
 }
 
 template <int kD>
-__global__ void __launch_bounds__(kThreads, 1)
+__global__ void __launch_bounds__(kThreads, 2)
     attention_fwd_kernel(const bf16* __restrict__ q, const bf16* __restrict__ k,
                          const bf16* __restrict__ v, const int32_t* __restrict__ cu, int num_seqs,
                          int T, int H, int Hkv, float scale_log2, bf16* __restrict__ out,
@@ -48,20 +53,25 @@ __global__ void __launch_bounds__(kThreads, 1)
   detail::load_tile_async<kBc, kD, kThreads>(Ks, k + kv_off, kv_ld, 0, len);
   detail::load_tile_async<kBc, kD, kThreads>(Vs, v + kv_off, kv_ld, 0, len);
   detail::cp_async_commit();
-  // Key tiles: the block needs 0..last_kt; this warp (rows row_lo..row_lo+15) 0..warp_kt.
+  // Key tiles: the block needs 0..last_kt; this warp (rows row_lo..row_lo+31) 0..warp_kt.
   const int last_kt = (min(q0 + kBr, len) - 1) / kBc;
-  const int row_lo = q0 + warp * 16;
-  const int warp_kt = row_lo < len ? (min(row_lo + 16, len) - 1) / kBc : -1;
+  const int row_lo = q0 + warp * kMT * 16;
+  const int warp_kt = row_lo < len ? (min(row_lo + kMT * 16, len) - 1) / kBc : -1;
+
+  float o[kMT][kD / 8][4] = {};
+  float m[kMT][2], l[kMT][2];  // rows g and g + 8 of each m-tile
+  int qi[kMT][2];              // their local query index
+#pragma unroll
+  for (int mt = 0; mt < kMT; ++mt) {
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      m[mt][r] = -INFINITY;
+      l[mt][r] = 0.f;
+      qi[mt][r] = row_lo + mt * 16 + g + 8 * r;
+    }
+  }
   detail::cp_async_wait_all();
   __syncthreads();
-
-  uint32_t qf[kD / 16][4];  // this warp's 16 query rows as A fragments
-#pragma unroll
-  for (int kk = 0; kk < kD / 16; ++kk)
-    detail::ldmatrix_x4(qf[kk], detail::frag_a(Qs, kS, warp * 16, kk * 16, lane));
-  float o[kD / 8][4] = {};
-  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
-  const int qi[2] = {row_lo + g, row_lo + g + 8};  // local query index of rows
 
   for (int kt = 0; kt <= last_kt; ++kt) {
     if (kt < last_kt) {  // prefetch tile kt + 1 into the buffer consumed in iteration kt − 1
@@ -75,70 +85,88 @@ __global__ void __launch_bounds__(kThreads, 1)
     if (kt <= warp_kt) {
       const bf16* Kb = Ks + (kt & 1) * kBc * kS;  // (kBc, kS)
       const bf16* Vb = Vs + (kt & 1) * kBc * kS;  // (kBc, kS)
-      float s[kBc / 8][4] = {};                   // (16, kBc) scores of this warp
+      float s[kMT][kBc / 8][4] = {};              // (32, kBc) raw scores of this warp
 #pragma unroll
       for (int kk = 0; kk < kD / 16; ++kk) {
+        uint32_t a[kMT][4];
+#pragma unroll
+        for (int mt = 0; mt < kMT; ++mt)
+          detail::ldmatrix_x4(a[mt], detail::frag_a(Qs, kS, (warp * kMT + mt) * 16, kk * 16, lane));
 #pragma unroll
         for (int np = 0; np < kBc / 16; ++np) {
           uint32_t b[4];
           detail::ldmatrix_x4(b, detail::frag_b_nk(Kb, kS, np * 16, kk * 16, lane));
-          detail::mma_bf16(s[2 * np], qf[kk], b[0], b[1]);
-          detail::mma_bf16(s[2 * np + 1], qf[kk], b[2], b[3]);
-        }
-      }
-      const bool masked = kt * kBc + kBc - 1 > row_lo || (kt + 1) * kBc > len;
-      float mx[2] = {m[0], m[1]};
 #pragma unroll
-      for (int n = 0; n < kBc / 8; ++n) {
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          int key = kt * kBc + n * 8 + 2 * c + (e & 1);
-          float x = s[n][e] * scale_log2;
-          if (masked && (key > qi[e >> 1] || key >= len)) x = -INFINITY;
-          s[n][e] = x;
-          mx[e >> 1] = fmaxf(mx[e >> 1], x);
+          for (int mt = 0; mt < kMT; ++mt) {
+            detail::mma_bf16(s[mt][2 * np], a[mt], b[0], b[1]);
+            detail::mma_bf16(s[mt][2 * np + 1], a[mt], b[2], b[3]);
+          }
         }
       }
 #pragma unroll
-      for (int r = 0; r < 2; ++r) {
-        mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
-        mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
-      }
-      float alpha[2];
+      for (int mt = 0; mt < kMT; ++mt) {
+        const int mt_lo = row_lo + mt * 16;
+        const bool masked = kt * kBc + kBc - 1 > mt_lo || (kt + 1) * kBc > len;
+        float mx[2] = {-INFINITY, -INFINITY};  // raw row max of this tile
 #pragma unroll
-      for (int r = 0; r < 2; ++r) {
-        alpha[r] = exp2f(m[r] - mx[r]);  // m = −inf on the first tile: alpha = 0
-        m[r] = mx[r];
-        l[r] *= alpha[r];
-      }
+        for (int n = 0; n < kBc / 8; ++n) {
 #pragma unroll
-      for (int n = 0; n < kBc / 8; ++n) {
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          float p = exp2f(s[n][e] - m[e >> 1]);
-          s[n][e] = p;
-          l[e >> 1] += p;
+          for (int e = 0; e < 4; ++e) {
+            if (masked) {
+              int key = kt * kBc + n * 8 + 2 * c + (e & 1);
+              if (key > qi[mt][e >> 1] || key >= len) s[mt][n][e] = -INFINITY;
+            }
+            mx[e >> 1] = fmaxf(mx[e >> 1], s[mt][n][e]);
+          }
         }
-      }
+        float alpha[2], neg_m[2];
 #pragma unroll
-      for (int n = 0; n < kD / 8; ++n) {
-        o[n][0] *= alpha[0];
-        o[n][1] *= alpha[0];
-        o[n][2] *= alpha[1];
-        o[n][3] *= alpha[1];
+        for (int r = 0; r < 2; ++r) {
+          mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+          mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+          // Key 0 is visible to every row on tile 0, so the new max is finite from then on.
+          const float m_new = fmaxf(m[mt][r], mx[r] * scale_log2);
+          alpha[r] = exp2f(m[mt][r] - m_new);  // m = −inf on the first tile: alpha = 0
+          m[mt][r] = m_new;
+          neg_m[r] = -m_new;
+          l[mt][r] *= alpha[r];
+        }
+#pragma unroll
+        for (int n = 0; n < kBc / 8; ++n) {
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            float p = exp2f(fmaf(s[mt][n][e], scale_log2, neg_m[e >> 1]));
+            s[mt][n][e] = p;
+            l[mt][e >> 1] += p;
+          }
+        }
+#pragma unroll
+        for (int n = 0; n < kD / 8; ++n) {
+          o[mt][n][0] *= alpha[0];
+          o[mt][n][1] *= alpha[0];
+          o[mt][n][2] *= alpha[1];
+          o[mt][n][3] *= alpha[1];
+        }
       }
 #pragma unroll
       for (int kk = 0; kk < kBc / 16; ++kk) {
-        uint32_t pa[4] = {detail::pack_bf16(s[2 * kk][0], s[2 * kk][1]),
-                          detail::pack_bf16(s[2 * kk][2], s[2 * kk][3]),
-                          detail::pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]),
-                          detail::pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+        uint32_t pa[kMT][4];
+#pragma unroll
+        for (int mt = 0; mt < kMT; ++mt) {
+          pa[mt][0] = detail::pack_bf16(s[mt][2 * kk][0], s[mt][2 * kk][1]);
+          pa[mt][1] = detail::pack_bf16(s[mt][2 * kk][2], s[mt][2 * kk][3]);
+          pa[mt][2] = detail::pack_bf16(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
+          pa[mt][3] = detail::pack_bf16(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
+        }
 #pragma unroll
         for (int dp = 0; dp < kD / 16; ++dp) {
           uint32_t b[4];
           detail::ldmatrix_x4_trans(b, detail::frag_b_kn(Vb, kS, dp * 16, kk * 16, lane));
-          detail::mma_bf16(o[2 * dp], pa, b[0], b[1]);
-          detail::mma_bf16(o[2 * dp + 1], pa, b[2], b[3]);
+#pragma unroll
+          for (int mt = 0; mt < kMT; ++mt) {
+            detail::mma_bf16(o[mt][2 * dp], pa[mt], b[0], b[1]);
+            detail::mma_bf16(o[mt][2 * dp + 1], pa[mt], b[2], b[3]);
+          }
         }
       }
     }
@@ -147,22 +175,23 @@ __global__ void __launch_bounds__(kThreads, 1)
   }
   if (warp_kt < 0) return;
 #pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
-    l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
-  }
+  for (int mt = 0; mt < kMT; ++mt) {
 #pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    if (qi[r] >= len) continue;
-    int64_t tok = start + qi[r];
-    float inv = 1.f / l[r];
-    bf16* orow = out + (tok * H + h) * kD;  // (kD)
+    for (int r = 0; r < 2; ++r) {
+      float sum = l[mt][r];
+      sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+      sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+      if (qi[mt][r] >= len) continue;
+      int64_t tok = start + qi[mt][r];
+      float inv = 1.f / sum;
+      bf16* orow = out + (tok * H + h) * kD;  // (kD)
 #pragma unroll
-    for (int n = 0; n < kD / 8; ++n) {
-      *reinterpret_cast<__nv_bfloat162*>(orow + n * 8 + 2 * c) =
-          __floats2bfloat162_rn(o[n][2 * r] * inv, o[n][2 * r + 1] * inv);
+      for (int n = 0; n < kD / 8; ++n) {
+        *reinterpret_cast<__nv_bfloat162*>(orow + n * 8 + 2 * c) =
+            __floats2bfloat162_rn(o[mt][n][2 * r] * inv, o[mt][n][2 * r + 1] * inv);
+      }
+      if (c == 0) lse[int64_t(h) * T + tok] = (m[mt][r] + log2f(sum)) / detail::kLog2e;
     }
-    if (c == 0) lse[int64_t(h) * T + tok] = (m[r] + log2f(l[r])) / detail::kLog2e;
   }
 }
 

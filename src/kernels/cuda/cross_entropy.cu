@@ -64,7 +64,7 @@ __global__ void __launch_bounds__(kThreads) cross_entropy_fwd_kernel(
       float row_lse = m + logf(s);
       int target = targets[row];
       lse[row] = row_lse;
-      if (target == ignore_index) {
+      if (target == ignore_index || target == -1) {  // -1: cpu::kTargetOnOtherShard
         losses[row] = 0.f;
       } else {
         if (target < 0 || target >= V) __trap();  // caller bug: targets validated on the host

@@ -20,6 +20,14 @@ __global__ void embedding_fwd_kernel(const int32_t* __restrict__ ids, const bf16
     int64_t t = idx / per_row;
     int c = int(idx % per_row) * kWidth;
     int id = ids[t];
+    if (id == -1) {  // cpu::kMaskedId: a row of another vocabulary shard, or padding
+      if constexpr (kWidth == 8) {
+        *reinterpret_cast<uint4*>(out + t * C + c) = make_uint4(0, 0, 0, 0);
+      } else {
+        out[t * C + c] = __float2bfloat16_rn(0.f);
+      }
+      continue;
+    }
     if (id < 0 || id >= V) __trap();  // caller bug: ids are validated on the host
     if constexpr (kWidth == 8) {
       *reinterpret_cast<uint4*>(out + t * C + c) =
@@ -38,6 +46,7 @@ __global__ void embedding_bwd_kernel(const int32_t* __restrict__ ids, const bf16
     int64_t t = idx / C;
     int c = int(idx % C);
     int id = ids[t];
+    if (id == -1) continue;  // cpu::kMaskedId
     if (id < 0 || id >= V) __trap();
     atomicAdd(dtable + int64_t(id) * C + c, __bfloat162float(dout[idx]));
   }

@@ -16,4 +16,10 @@ void rope_fwd(const core::Tensor& x, const core::Tensor& cu_seqlens, double thet
 void rope_bwd(const core::Tensor& dy, const core::Tensor& cu_seqlens, double theta,
               core::Tensor& dx, cudaStream_t stream);
 
+// At explicit positions (T) i32 on the device (context parallelism); twin of cpu::rope_positions_*.
+void rope_positions_fwd(const core::Tensor& x, const core::Tensor& positions, double theta,
+                        core::Tensor& y, cudaStream_t stream);
+void rope_positions_bwd(const core::Tensor& dy, const core::Tensor& positions, double theta,
+                        core::Tensor& dx, cudaStream_t stream);
+
 }  // namespace hydraulis::cuda
