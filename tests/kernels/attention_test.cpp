@@ -146,7 +146,92 @@ TEST(Attention, BackwardMatchesFiniteDifferences) {
   }
 }
 
+// Segment form: a sequence's query chunk attends to the sequence prefix (bottom-right causal).
+// Queries at positions 2..4 of a 6-token sequence and the last 1 of a 3-token one, with keys given
+// as each segment's prefix, must give exactly the rows of the plain attention over whole sequences.
+TEST(AttentionSegments, ChunkOverPrefixEqualsWholeSequenceRows) {
+  const int64_t heads = 4, kv_heads = 2, hd = 5;
+  Inputs in = random_inputs(9, heads, kv_heads, hd, DType::kF64, 71);  // sequences [0,6), [6,9)
+  std::mt19937_64 rng(72);
+  Tensor dout = random_tensor({9, heads, hd}, DType::kF64, rng);
+  Tensor out = Tensor::empty({9, heads, hd}, DType::kF64), lse = Tensor::empty({heads, 9}, DType::kF64);
+  Tensor cu = testing::int32_tensor({0, 6, 9});
+  attention_fwd(in.q, in.k, in.v, cu, out, lse);
+  Tensor dq = Tensor::empty({9, heads, hd}, DType::kF64);
+  Tensor dk = Tensor::empty({9, kv_heads, hd}, DType::kF64);
+  Tensor dv = Tensor::empty({9, kv_heads, hd}, DType::kF64);
+  attention_bwd(dout, in.q, in.k, in.v, out, lse, cu, dq, dk, dv);
+
+  // Queries: rows 2, 3, 4 (segment 0) and 8 (segment 1); keys: rows 0..4 and 6..8.
+  const std::vector<int64_t> q_rows = {2, 3, 4, 8}, k_rows = {0, 1, 2, 3, 4, 6, 7, 8};
+  auto pick = [](const Tensor& t, const std::vector<int64_t>& rows) {
+    const int64_t w = t.numel() / t.size(0);
+    Tensor r = Tensor::empty({int64_t(rows.size()), t.size(1), t.size(2)}, DType::kF64);
+    for (size_t i = 0; i < rows.size(); ++i) {
+      std::copy_n(t.data<double>() + rows[i] * w, w, r.data<double>() + int64_t(i) * w);
+    }
+    return r;
+  };
+  Tensor sq = pick(in.q, q_rows), sk = pick(in.k, k_rows), sv = pick(in.v, k_rows);
+  Tensor sdout = pick(dout, q_rows), sout = Tensor::empty(sq.shape(), DType::kF64);
+  Tensor slse = Tensor::empty({heads, 4}, DType::kF64);
+  Tensor cq = testing::int32_tensor({0, 3, 4}), ck = testing::int32_tensor({0, 5, 8});
+  attention_segments_fwd(sq, sk, sv, cq, ck, sout, slse);
+  testing::expect_near_all(sout, pick(out, q_rows), 1e-13, "segment out");
+  for (int64_t h = 0; h < heads; ++h) {
+    for (size_t i = 0; i < q_rows.size(); ++i) {
+      EXPECT_NEAR(slse.data<double>()[h * 4 + int64_t(i)], lse.data<double>()[h * 9 + q_rows[i]],
+                  1e-13);
+    }
+  }
+  // Backward with dout only on the chunk's rows: dq equals the whole-sequence dq on those rows,
+  // dk/dv equal the whole-sequence backward driven by the same dout restricted to those rows.
+  Tensor sdq = Tensor::empty(sq.shape(), DType::kF64), sdk = Tensor::empty(sk.shape(), DType::kF64);
+  Tensor sdv = Tensor::empty(sv.shape(), DType::kF64);
+  attention_segments_bwd(sdout, sq, sk, sv, sout, slse, cq, ck, sdq, sdk, sdv);
+  Tensor masked = Tensor::zeros(dout.shape(), DType::kF64);
+  const int64_t w = heads * hd;
+  for (int64_t r : q_rows) std::copy_n(dout.data<double>() + r * w, w, masked.data<double>() + r * w);
+  attention_bwd(masked, in.q, in.k, in.v, out, lse, cu, dq, dk, dv);
+  testing::expect_near_all(sdq, pick(dq, q_rows), 1e-12, "segment dq");
+  testing::expect_near_all(sdk, pick(dk, k_rows), 1e-12, "segment dk");
+  testing::expect_near_all(sdv, pick(dv, k_rows), 1e-12, "segment dv");
+}
+
+TEST(AttentionSegments, BackwardMatchesFiniteDifferences) {
+  const int64_t heads = 2, kv_heads = 1, hd = 4;
+  Tensor cq = testing::int32_tensor({0, 2, 3}), ck = testing::int32_tensor({0, 4, 7});
+  std::mt19937_64 rng(73);
+  Tensor q = random_tensor({3, heads, hd}, DType::kF64, rng, -2, 2);
+  Tensor k = random_tensor({7, kv_heads, hd}, DType::kF64, rng, -2, 2);
+  Tensor v = random_tensor({7, kv_heads, hd}, DType::kF64, rng);
+  Tensor r = random_tensor({3, heads, hd}, DType::kF64, rng);
+  auto loss = [&] {
+    Tensor out = Tensor::empty({3, heads, hd}, DType::kF64);
+    Tensor lse = Tensor::empty({heads, 3}, DType::kF64);
+    attention_segments_fwd(q, k, v, cq, ck, out, lse);
+    return testing::weighted_sum(out, r);
+  };
+  Tensor out = Tensor::empty({3, heads, hd}, DType::kF64), lse = Tensor::empty({heads, 3}, DType::kF64);
+  attention_segments_fwd(q, k, v, cq, ck, out, lse);
+  Tensor dq = testing::nan_tensor(q.shape(), DType::kF64), dk = testing::nan_tensor(k.shape(), DType::kF64);
+  Tensor dv = testing::nan_tensor(v.shape(), DType::kF64);
+  attention_segments_bwd(r, q, k, v, out, lse, cq, ck, dq, dk, dv);
+  testing::expect_grad_matches_fd(loss, q, dq, "dq");
+  testing::expect_grad_matches_fd(loss, k, dk, "dk");
+  testing::expect_grad_matches_fd(loss, v, dv, "dv");
+}
+
 using AttentionDeathTest = testing::ThreadsafeDeathTest;
+
+TEST_F(AttentionDeathTest, SegmentNeedsAtLeastAsManyKeysAsQueries) {
+  Inputs in = random_inputs(3, 2, 1, 4, DType::kF32, 74);
+  Tensor k = in.k.narrow_rows(0, 2), v = in.v.narrow_rows(0, 2);
+  Tensor out = Tensor::empty({3, 2, 4}, DType::kF32), lse = Tensor::empty({2, 3}, DType::kF32);
+  EXPECT_DEATH(attention_segments_fwd(in.q, k, v, testing::int32_tensor({0, 3}),
+                                      testing::int32_tensor({0, 2}), out, lse),
+               "segment 0 has 3 queries but only 2 keys");
+}
 
 TEST_F(AttentionDeathTest, KvHeadsMustDivideHeads) {
   Inputs in = random_inputs(2, 3, 2, 4, DType::kF32, 66);

@@ -45,6 +45,38 @@ TEST(CrossEntropy, HandComputedThreeTokens) {
   for (int i = 0; i < 9; ++i) EXPECT_NEAR(r.dlogits.data<double>()[i], expected[i], 1e-15) << i;
 }
 
+// Vocab-parallel pieces: two shards of a 3-word vocabulary ([0, 1] and [2]); each shard's lse
+// and nll joined as the model does (lse = logsumexp of the shards' lse, nll = lse − lse_owner +
+// nll_owner) equal the whole-vocabulary loss, and each shard's backward with the global lse and
+// kTargetOnOtherShard rows equals its columns of the whole-vocabulary gradient.
+TEST(CrossEntropy, VocabShardsJoinToTheWholeLossAndGradient) {
+  Tensor logits = testing::f64_tensor({2, 3}, {0.5, -1, 2, 1, 0.25, -0.5});
+  Tensor targets = testing::int32_tensor({2, 1});
+  Result whole = run(logits, targets, 5);
+  Tensor left = testing::f64_tensor({2, 2}, {0.5, -1, 1, 0.25});
+  Tensor right = testing::f64_tensor({2, 1}, {2, -0.5});
+  Result l = run(left, testing::int32_tensor({kTargetOnOtherShard, 1}), 5);
+  Result r = run(right, testing::int32_tensor({0, kTargetOnOtherShard}), 5);
+  Tensor global_lse = Tensor::empty({2}, DType::kF64);
+  for (int64_t t = 0; t < 2; ++t) {
+    double a = l.lse.data<double>()[t], b = r.lse.data<double>()[t];
+    double g = std::max(a, b) + std::log(std::exp(a - std::max(a, b)) + std::exp(b - std::max(a, b)));
+    global_lse.data<double>()[t] = g;
+    EXPECT_NEAR(g, whole.lse.data<double>()[t], 1e-14);
+    const Result& owner = t == 0 ? r : l;
+    double nll = g - owner.lse.data<double>()[t] + l.losses.data<double>()[t] + r.losses.data<double>()[t];
+    EXPECT_NEAR(nll, whole.losses.data<double>()[t], 1e-14);
+  }
+  Tensor dl = Tensor::empty({2, 2}, DType::kF64), dr = Tensor::empty({2, 1}, DType::kF64);
+  cross_entropy_bwd(left, testing::int32_tensor({kTargetOnOtherShard, 1}), global_lse, kIgnoreIndex, 5, dl);
+  cross_entropy_bwd(right, testing::int32_tensor({0, kTargetOnOtherShard}), global_lse, kIgnoreIndex, 5, dr);
+  for (int64_t t = 0; t < 2; ++t) {
+    EXPECT_NEAR(dl.data<double>()[t * 2 + 0], whole.dlogits.data<double>()[t * 3 + 0], 1e-15);
+    EXPECT_NEAR(dl.data<double>()[t * 2 + 1], whole.dlogits.data<double>()[t * 3 + 1], 1e-15);
+    EXPECT_NEAR(dr.data<double>()[t], whole.dlogits.data<double>()[t * 3 + 2], 1e-15);
+  }
+}
+
 TEST(CrossEntropy, BackwardMatchesFiniteDifferences) {
   std::mt19937_64 rng(71);
   Tensor logits = random_tensor({7, 11}, DType::kF64, rng, -3, 3);

@@ -27,6 +27,29 @@ TEST(Embedding, ForwardGathersRows) {
   }
 }
 
+TEST(Embedding, MaskedIdsGiveZeroRowsAndNoGradient) {
+  std::mt19937_64 rng(23);
+  Tensor table = random_tensor({4, 3}, DType::kF32, rng);
+  Tensor ids = testing::int32_tensor({2, kMaskedId, 2});
+  Tensor out = Tensor::empty({3, 3}, DType::kF32);
+  embedding_fwd(ids, table, out);
+  for (int64_t c = 0; c < 3; ++c) {
+    EXPECT_EQ(out.data<float>()[c], table.data<float>()[2 * 3 + c]);
+    EXPECT_EQ(out.data<float>()[3 + c], 0.0f);
+  }
+  Tensor dtable = Tensor::zeros({4, 3}, DType::kF32);
+  Tensor dout = testing::f64_tensor({3, 3}, {1, 2, 3, 100, 100, 100, 4, 5, 6});
+  Tensor dout32 = Tensor::empty({3, 3}, DType::kF32);
+  for (int i = 0; i < 9; ++i) dout32.data<float>()[i] = float(dout.data<double>()[i]);
+  embedding_bwd(ids, dout32, dtable);
+  const float expected_row2[] = {5, 7, 9};
+  for (int64_t v = 0; v < 4; ++v) {
+    for (int64_t c = 0; c < 3; ++c) {
+      EXPECT_EQ(dtable.data<float>()[v * 3 + c], v == 2 ? expected_row2[c] : 0.0f) << v << c;
+    }
+  }
+}
+
 TEST(Embedding, BackwardScatterAddsRepeatedIds) {
   std::mt19937_64 rng(22);
   Tensor table = random_tensor({6, 12}, DType::kF64, rng);

@@ -53,6 +53,24 @@ TEST(Rope, PositionsRestartPerSequence) {
   testing::expect_near_all(packed.narrow_rows(3, 4), x.narrow_rows(3, 4), 0.0, "token 3");
 }
 
+TEST(Rope, ExplicitPositionsEqualSequencePositions) {
+  std::mt19937_64 rng(43);
+  Tensor x = random_tensor({7, 2, 6}, DType::kF64, rng);  // sequences of 3 and 4 tokens
+  Tensor by_cu = Tensor::empty(x.shape(), DType::kF64), by_pos = Tensor::empty(x.shape(), DType::kF64);
+  rope_fwd(x, testing::int32_tensor({0, 3, 7}), 10000.0, by_cu);
+  rope_positions_fwd(x, testing::int32_tensor({0, 1, 2, 0, 1, 2, 3}), 10000.0, by_pos);
+  testing::expect_near_all(by_pos, by_cu, 0.0, "forward");
+  // A chunk from the middle of a sequence (positions 5, 6) rotates like those rows of the whole.
+  Tensor whole = random_tensor({7, 2, 6}, DType::kF64, rng), rotated = Tensor::empty(whole.shape(), DType::kF64);
+  rope_fwd(whole, testing::int32_tensor({0, 7}), 10000.0, rotated);
+  Tensor chunk = Tensor::empty({2, 2, 6}, DType::kF64);
+  rope_positions_fwd(whole.narrow_rows(5, 7), testing::int32_tensor({5, 6}), 10000.0, chunk);
+  testing::expect_near_all(chunk, rotated.narrow_rows(5, 7), 0.0, "chunk");
+  Tensor back = Tensor::empty({2, 2, 6}, DType::kF64);
+  rope_positions_bwd(chunk, testing::int32_tensor({5, 6}), 10000.0, back);
+  testing::expect_near_all(back, whole.narrow_rows(5, 7), 1e-14, "inverse");
+}
+
 TEST(Rope, BackwardMatchesFiniteDifferencesAndInvertsForward) {
   std::mt19937_64 rng(43);
   Tensor cu = testing::int32_tensor({0, 3, 7});

@@ -143,6 +143,72 @@ TEST(LlamaModel, FullRecomputationGivesIdenticalResults) {
   }
 }
 
+TEST(LlamaModel, SelectiveRecomputationGivesIdenticalResults) {
+  LlamaConfig c = testing::golden_config();
+  auto seqs = testing::golden_sequences(c.vocab_size);
+  SplitRun none = run_split(c, core::DType::kF32, seqs, {{0, 2}, {1}}, Recompute::kNone);
+  SplitRun selective = run_split(c, core::DType::kF32, seqs, {{0, 2}, {1}}, Recompute::kSelective);
+  EXPECT_EQ(none.loss, selective.loss);
+  for (size_t i = 0; i < none.grads.size(); ++i) {
+    for (int64_t j = 0; j < none.grads[i].numel(); ++j) {
+      ASSERT_EQ(element(selective.grads[i], j), element(none.grads[i], j)) << i << " " << j;
+    }
+  }
+  EXPECT_EQ(recompute_from_string("selective").value(), Recompute::kSelective);
+  EXPECT_FALSE(recompute_from_string("some").is_ok());
+}
+
+// Two pipeline stages (layer 0 + embedding, layer 1 + head) chained by hand equal the whole model.
+TEST(LlamaModel, StagesChainedEqualTheWholeModel) {
+  for (LmHead head : {LmHead::kUntied, LmHead::kTied}) {
+    LlamaConfig c = testing::golden_config();
+    c.lm_head = head;
+    auto seqs = testing::golden_sequences(c.vocab_size);
+    ParameterStore whole = ParameterStore::create(c, core::DType::kF64);
+    whole.init(testing::kGoldenSeed);
+    ParameterStore first = ParameterStore::create(c, core::DType::kF64, {0, 1, true, false});
+    ParameterStore last = ParameterStore::create(c, core::DType::kF64, {1, 1, false, true});
+    for (ParameterStore* part : {&first, &last}) {
+      for (Parameter& p : part->all()) {
+        const Parameter* src = whole.find(p.name);
+        ASSERT_NE(src, nullptr) << p.name;
+        p.value = src->value.clone();
+      }
+    }
+    EXPECT_EQ(last.all().back().name, head == LmHead::kTied ? "model.embed_tokens.weight"
+                                                            : "lm_head.weight");
+    LlamaModel whole_model(c, whole, {Recompute::kNone, 4});
+    LlamaModel m0(c, first, {Recompute::kNone, 4}), m1(c, last, {Recompute::kSelective, 4});
+    MicroBatch batch = pack_sequences(seqs);
+    const int64_t targets = batch.num_targets();
+    const double expected = whole_model.forward_backward(batch, targets).value();
+    StageState s0, s1;
+    Tensor x = m0.forward_stage(batch, Tensor(), targets, s0).value();
+    EXPECT_FALSE(m1.forward_stage(batch, x, targets, s1).value().defined());
+    EXPECT_NEAR(s1.loss, expected, 1e-14);
+    Tensor dx = m1.backward_stage(s1, Tensor());
+    EXPECT_FALSE(m0.backward_stage(s0, dx).defined());
+    for (ParameterStore* part : {&first, &last}) {
+      for (const Parameter& p : part->all()) {
+        const Parameter* ref = whole.find(p.name);
+        // A tied table's gradient is split over both stages' copies (checked below).
+        if (head == LmHead::kTied && p.name == "model.embed_tokens.weight") continue;
+        for (int64_t j = 0; j < p.grad.numel(); ++j) {
+          ASSERT_NEAR(element(p.grad, j), element(ref->grad, j), 1e-14) << p.name << " " << j;
+        }
+      }
+    }
+    if (head == LmHead::kTied) {
+      const Parameter& ref = *whole.find("model.embed_tokens.weight");
+      const Parameter& a = *first.find("model.embed_tokens.weight");
+      const Parameter& b = *last.find("model.embed_tokens.weight");
+      for (int64_t j = 0; j < ref.grad.numel(); ++j) {
+        ASSERT_NEAR(element(a.grad, j) + element(b.grad, j), element(ref.grad, j), 1e-14) << j;
+      }
+    }
+  }
+}
+
 TEST(LlamaModel, IgnoredTargetsCarryNoLoss) {
   LlamaConfig c = testing::golden_config();
   ParameterStore params = ParameterStore::create(c, core::DType::kF64);
