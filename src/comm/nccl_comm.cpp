@@ -8,6 +8,7 @@
 
 #include <nccl.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -73,8 +74,7 @@ NcclComm::NcclComm(ncclComm* comm, int cuda_device, cudaStream_t stream, CommOpt
                    std::string label)
     : comm_(comm), cuda_device_(cuda_device), stream_(stream), options_(options),
       label_(std::move(label)) {
-  ncclCommUserRank(comm_, &rank_);
-  ncclCommCount(comm_, &size_);
+  // Rank and size are read once the communicator is ready (create and split wait for that).
   int previous = 0;
   cudaGetDevice(&previous);
   cudaSetDevice(cuda_device_);
@@ -145,12 +145,13 @@ Status NcclComm::await_comm(ncclComm* comm, const char* op, const std::string& p
 
 Status NcclComm::finish(int result, const char* statement, const char* op, const std::string& peer) {
   auto r = static_cast<ncclResult_t>(result);
-  if (r == ncclSuccess) return Status::ok();
-  if (r != ncclInProgress) {
+  if (r != ncclSuccess && r != ncclInProgress) {
     return fail(core::internal_error("{}: {} with {}: NCCL call failed: {}: {} ({})", description(),
                                      op, peer, statement, ncclGetErrorString(r),
                                      ncclGetLastError(comm_)));
   }
+  // Even a call that returned ncclSuccess may leave the (non-blocking) communicator busy with
+  // background work (a split's init): the next call is only legal once it reports ncclSuccess.
   Status s = await_comm(comm_, op, peer);
   return s.is_ok() ? s : fail(s);
 }
@@ -284,18 +285,38 @@ core::StatusOr<std::shared_ptr<Communicator>> NcclComm::split(int color, int key
   HYD_RETURN_IF_ERROR(start("split"));
   ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
   config.blocking = 0;
-  ncclComm_t child = nullptr;
-  HYD_NCCL_ENQUEUE(ncclCommSplit(comm_, color < 0 ? NCCL_SPLIT_NOCOLOR : color, key, &child, &config),
+  // A non-blocking split may publish the new handle from NCCL's init thread after returning
+  // ncclInProgress, so the handle lives on the heap (leaked if the split never completes).
+  auto* slot = new ncclComm_t(nullptr);
+  HYD_NCCL_ENQUEUE(ncclCommSplit(comm_, color < 0 ? NCCL_SPLIT_NOCOLOR : color, key, slot, &config),
                    "split", "all ranks");
-  if (color < 0 || child == nullptr) return std::shared_ptr<Communicator>();
+  if (color < 0) {
+    delete slot;
+    return std::shared_ptr<Communicator>();
+  }
+  auto deadline = deadline_after(options_.timeout_s);
+  ncclComm_t child = nullptr;
+  for (int spin = 0; (child = std::atomic_ref<ncclComm_t>(*slot).load()) == nullptr; ++spin) {
+    if (Clock::now() >= deadline) {
+      return fail(core::make_error(core::StatusCode::kFailedPrecondition,
+                                   "{}: split (color {}) timed out after {} s before NCCL made "
+                                   "the new communicator", description(), color, options_.timeout_s));
+    }
+    pause(spin);
+  }
+  delete slot;
   Status ready = await_comm(child, "split (new communicator)", "its ranks");
+  if (ready.is_ok()) ready = await_comm(comm_, "split", "all ranks");
   if (!ready.is_ok()) {
     ncclCommAbort(child);
     return ready;
   }
-  return std::shared_ptr<Communicator>(std::make_shared<NcclComm>(
+  auto split_comm = std::make_shared<NcclComm>(
       child, cuda_device_, stream_, options_,
-      fmt::format(" (split color {} of {} ranks{})", color, size_, label_)));
+      fmt::format(" (split color {} of {} ranks{})", color, size_, label_));
+  ncclCommUserRank(child, &split_comm->rank_);
+  ncclCommCount(child, &split_comm->size_);
+  return std::shared_ptr<Communicator>(std::move(split_comm));
 }
 
 core::StatusOr<std::shared_ptr<NcclComm>> NcclComm::create(MpiComm& bootstrap, int cuda_device,
