@@ -59,7 +59,7 @@ core::StatusOr<CpPlan> make_cp_plan(std::span<const int64_t> seq_lens, int cp) {
   plan.cp = cp;
   plan.total_rows = cu.back();
   plan.ranks.resize(static_cast<size_t>(cp));
-  // Pass 1: ownership. owner[row] = (rank, local index), needed to name keys in the gathered buffer.
+  // Pass 1: ownership. owner_*[row] = (rank, local index), to name keys in the gathered buffer.
   std::vector<int32_t> owner_rank(static_cast<size_t>(plan.total_rows));
   std::vector<int32_t> owner_local(static_cast<size_t>(plan.total_rows));
   for (int r = 0; r < cp; ++r) {
@@ -164,10 +164,11 @@ core::Status check_cp_plan(const CpPlan& plan, std::span<const int64_t> seq_lens
       }
       for (int64_t i = 0; i < q_len; ++i) {
         const int64_t row = rank.local_rows[static_cast<size_t>(q0 + i)];
-        const int64_t seq = row_seq[static_cast<size_t>(row)], pos = row_pos[static_cast<size_t>(row)];
+        const int64_t seq = row_seq[static_cast<size_t>(row)],
+                      pos = row_pos[static_cast<size_t>(row)];
         if (seq != rank.segment_sequence[j]) {
-          return core::internal_error("rank {} segment {} query {} is in sequence {}, not {}", r,
-                                      j, i, seq, rank.segment_sequence[j]);
+          return core::internal_error("rank {} segment {} query {} is in sequence {}, not {}", r, j,
+                                      i, seq, rank.segment_sequence[j]);
         }
         const int64_t visible = i + (k_len - q_len) + 1;  // keys k0 .. k0 + visible − 1
         if (visible != pos + 1) {
@@ -180,17 +181,19 @@ core::Status check_cp_plan(const CpPlan& plan, std::span<const int64_t> seq_lens
           const int64_t q = plan.max_local_rows > 0 ? g / plan.max_local_rows : -1;
           const int64_t li = plan.max_local_rows > 0 ? g % plan.max_local_rows : -1;
           if (g < 0 || q >= plan.cp || li >= plan.ranks[static_cast<size_t>(q)].num_rows()) {
-            return core::internal_error("rank {} segment {}: key {} is gathered row {}, padding "
-                                        "or outside the buffer", r, j, k, g);
+            return core::internal_error(
+                "rank {} segment {}: key {} is gathered row {}, padding or outside the buffer", r,
+                j, k, g);
           }
-          const int64_t key_row = plan.ranks[static_cast<size_t>(q)].local_rows[static_cast<size_t>(li)];
+          const int64_t key_row =
+              plan.ranks[static_cast<size_t>(q)].local_rows[static_cast<size_t>(li)];
           const int64_t key_seq = row_seq[static_cast<size_t>(key_row)];
           const int64_t key_pos = row_pos[static_cast<size_t>(key_row)];
           if (key_seq != seq || key_pos > pos || seen[static_cast<size_t>(key_pos)]) {
             return core::internal_error(
-                "rank {} segment {}: query at sequence {} position {} sees sequence {} position {}"
-                "{}", r, j, seq, pos, key_seq, key_pos,
-                key_seq == seq && key_pos <= pos ? " twice" : "");
+                "rank {} segment {}: query at sequence {} position {} sees sequence {} position "
+                "{}{}",
+                r, j, seq, pos, key_seq, key_pos, key_seq == seq && key_pos <= pos ? " twice" : "");
           }
           seen[static_cast<size_t>(key_pos)] = true;
         }

@@ -1,6 +1,7 @@
 // Balanced split of the decoder layers over a pipeline's stages (spec.md §8): the first
 // L mod pp stages get ⌈L/pp⌉ layers, the others ⌊L/pp⌋ (32 over 3 → 11, 11, 10), so stage sizes
-// differ by at most one. docs/parallel.md ("Layer split"). Tests: tests/parallel/process_grid_test.cpp.
+// differ by at most one. docs/parallel.md ("Layer split").
+// Tests: tests/parallel/process_grid_test.cpp.
 #pragma once
 
 #include <cstdint>

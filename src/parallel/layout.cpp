@@ -15,7 +15,9 @@ constexpr const char* kFinalNormName = "model.norm.weight";
 constexpr const char* kLmHeadName = "lm_head.weight";
 
 // [t·n/parts, (t+1)·n/parts)
-int64_t split_begin(int64_t n, int64_t parts, int64_t t) { return t * n / parts; }
+int64_t split_begin(int64_t n, int64_t parts, int64_t t) {
+  return t * n / parts;
+}
 
 // The rows [lo, hi) of a vertical stack of blocks, as blocks.
 std::vector<Block> slice_rows(const std::vector<Block>& stack, int64_t lo, int64_t hi) {
@@ -23,7 +25,8 @@ std::vector<Block> slice_rows(const std::vector<Block>& stack, int64_t lo, int64
   int64_t offset = 0;
   for (const Block& b : stack) {
     const int64_t a = std::max(lo, offset), e = std::min(hi, offset + b.rows());
-    if (a < e) out.push_back({b.param, b.row0 + (a - offset), b.row0 + (e - offset), b.col0, b.col1});
+    if (a < e)
+      out.push_back({b.param, b.row0 + (a - offset), b.row0 + (e - offset), b.col0, b.col1});
     offset += b.rows();
   }
   return out;
@@ -40,11 +43,16 @@ int find_param(const std::vector<LogicalParam>& params, const char* name) {
 
 const char* shard_kind_name(ShardKind kind) {
   switch (kind) {
-    case ShardKind::kColumn: return "column";
-    case ShardKind::kColumnFused2: return "column_fused2";
-    case ShardKind::kRow: return "row";
-    case ShardKind::kVocab: return "vocab";
-    case ShardKind::kReplicated: return "replicated";
+    case ShardKind::kColumn:
+      return "column";
+    case ShardKind::kColumnFused2:
+      return "column_fused2";
+    case ShardKind::kRow:
+      return "row";
+    case ShardKind::kVocab:
+      return "vocab";
+    case ShardKind::kReplicated:
+      return "replicated";
   }
   return "?";
 }
@@ -92,9 +100,9 @@ std::vector<Block> tp_shard(const LogicalParam& p, int param, int tp, int tp_ran
       return {{param, split_begin(p.rows, tp, t), split_begin(p.rows, tp, t + 1), 0, p.cols}};
     case ShardKind::kColumnFused2: {
       const int64_t half = p.rows / 2;
-      return {{param, split_begin(half, tp, t), split_begin(half, tp, t + 1), 0, p.cols},
-              {param, half + split_begin(half, tp, t), half + split_begin(half, tp, t + 1), 0,
-               p.cols}};
+      return {
+          {param, split_begin(half, tp, t), split_begin(half, tp, t + 1), 0, p.cols},
+          {param, half + split_begin(half, tp, t), half + split_begin(half, tp, t + 1), 0, p.cols}};
     }
     case ShardKind::kRow:
       return {{param, 0, p.rows, split_begin(p.cols, tp, t), split_begin(p.cols, tp, t + 1)}};
@@ -142,8 +150,7 @@ Layout strategy_layout(const std::vector<LogicalParam>& params, const ProcessGri
 }
 
 core::StatusOr<Layout> optimizer_layout(const std::vector<LogicalParam>& params,
-                                        const ProcessGrid& grid,
-                                        const model::LlamaConfig& config) {
+                                        const ProcessGrid& grid, const model::LlamaConfig& config) {
   if (!grid.homogeneous()) {
     return core::invalid_argument(
         "the optimizer layout needs a homogeneous strategy, got {}: use the strategy list's first "
@@ -170,7 +177,8 @@ core::StatusOr<Layout> optimizer_layout(const std::vector<LogicalParam>& params,
       const int64_t j = replicated ? group * s.tp + c.tp_rank : group;
       LocalTensor owned;
       owned.param = t.param;
-      owned.blocks = slice_rows(t.blocks, split_begin(t.rows(), n, j), split_begin(t.rows(), n, j + 1));
+      owned.blocks =
+          slice_rows(t.blocks, split_begin(t.rows(), n, j), split_begin(t.rows(), n, j + 1));
       owned.counts_for_grad = true;
       if (!owned.blocks.empty()) layout.ranks[static_cast<size_t>(rank)].tensors.push_back(owned);
     }

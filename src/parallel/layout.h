@@ -35,8 +35,8 @@ struct LogicalParam {
   int64_t numel() const { return rows * cols; }
 };
 
-// ParameterStore order: embedding, per layer (input_layernorm, q, k, v, o, post_attention_layernorm,
-// gate_up, down), final norm, lm_head (absent when config.lm_head == kTied).
+// In ParameterStore order: embedding; per layer input_layernorm, q, k, v, o,
+// post_attention_layernorm, gate_up, down; final norm; lm_head (absent with a tied head).
 std::vector<LogicalParam> logical_params(const model::LlamaConfig& config);
 
 // A rectangle [row0, row1) × [col0, col1) of logical parameter `param` (an index into the

@@ -10,8 +10,7 @@
 
 namespace hydraulis::parallel {
 
-core::StatusOr<ProcessGrid> ProcessGrid::create(const planner::Strategy& strategy,
-                                                int world_size) {
+core::StatusOr<ProcessGrid> ProcessGrid::create(const planner::Strategy& strategy, int world_size) {
   if (strategy.empty()) {
     return core::invalid_argument("empty strategy: give at least one pipeline, e.g. [(1, {}, 1)]",
                                   world_size);
@@ -20,8 +19,8 @@ core::StatusOr<ProcessGrid> ProcessGrid::create(const planner::Strategy& strateg
   for (size_t p = 0; p < strategy.size(); ++p) {
     const planner::Scheme& s = strategy[p];
     if (s.cp < 1 || s.tp < 1 || s.pp < 1) {
-      return core::invalid_argument(
-          "pipeline {} has scheme {}: cp, tp and pp must all be >= 1", p, s.to_string());
+      return core::invalid_argument("pipeline {} has scheme {}: cp, tp and pp must all be >= 1", p,
+                                    s.to_string());
     }
     total += int64_t{s.cp} * s.tp * s.pp;
   }
@@ -129,8 +128,7 @@ std::string ProcessGrid::describe() const {
   return out;
 }
 
-core::Status check_model_fits(const model::LlamaConfig& config,
-                              const planner::Strategy& strategy) {
+core::Status check_model_fits(const model::LlamaConfig& config, const planner::Strategy& strategy) {
   struct Factor {
     const char* name;
     int64_t value;

@@ -26,7 +26,9 @@ struct Rect {
   int64_t row0, row1, col0, col1;
 };
 
-Rect rect_of(const Block& b) { return {b.row0, b.row1, b.col0, b.col1}; }
+Rect rect_of(const Block& b) {
+  return {b.row0, b.row1, b.col0, b.col1};
+}
 
 bool intersect(const Rect& a, const Rect& b, Rect& out) {
   out = {std::max(a.row0, b.row0), std::min(a.row1, b.row1), std::max(a.col0, b.col0),
@@ -155,8 +157,8 @@ core::Status check_layout(const Layout& layout, const char* side) {
 }
 
 std::string where(const char* side, const Piece& p, int64_t row, int64_t col) {
-  return fmt::format("{} rank {} tensor {} (parameter {}) element ({}, {})", side, p.rank,
-                     p.tensor, p.block.param, row, col);
+  return fmt::format("{} rank {} tensor {} (parameter {}) element ({}, {})", side, p.rank, p.tensor,
+                     p.block.param, row, col);
 }
 
 void merge_sorted(std::vector<Copy>& list) {
@@ -185,8 +187,9 @@ void merge_sorted(std::vector<Copy>& list) {
 core::StatusOr<ReshardPlan> make_reshard_plan(const Layout& src, const Layout& dst,
                                               ReshardMode mode) {
   if (src.world_size() != dst.world_size()) {
-    return core::invalid_argument("reshard from a layout of {} ranks to one of {}: both must "
-                                  "cover the same world", src.world_size(), dst.world_size());
+    return core::invalid_argument(
+        "reshard from a layout of {} ranks to one of {}: both must cover the same world",
+        src.world_size(), dst.world_size());
   }
   HYD_RETURN_IF_ERROR(check_layout(src, "src"));
   HYD_RETURN_IF_ERROR(check_layout(dst, "dst"));
@@ -197,9 +200,10 @@ core::StatusOr<ReshardPlan> make_reshard_plan(const Layout& src, const Layout& d
   const Layout& other_layout = assign ? dst : src;
   const char* owner_side = assign ? "src" : "dst";
   const char* other_side = assign ? "dst" : "src";
-  const std::vector<Piece> owners = pieces_of(owner_layout, [](const LocalTensor&) { return true; });
-  const std::vector<Piece> others = pieces_of(
-      other_layout, [&](const LocalTensor& t) { return assign || t.counts_for_grad; });
+  const std::vector<Piece> owners =
+      pieces_of(owner_layout, [](const LocalTensor&) { return true; });
+  const std::vector<Piece> others =
+      pieces_of(other_layout, [&](const LocalTensor& t) { return assign || t.counts_for_grad; });
   const PieceIndex index = index_pieces(owners);
   // kAccumulate: what each owner piece receives, to check every owned element gets a contribution.
   std::map<const Piece*, std::vector<Rect>> received;
@@ -222,14 +226,16 @@ core::StatusOr<ReshardPlan> make_reshard_plan(const Layout& src, const Layout& d
     if (m.min == 0) {
       return core::invalid_argument(
           "{} has no {} in the {} layout: the {} layout must hold every element the {} layout "
-          "needs", where(other_side, x, m.row, m.col), assign ? "source" : "owner", owner_side,
-          owner_side, other_side);
+          "needs",
+          where(other_side, x, m.row, m.col), assign ? "source" : "owner", owner_side, owner_side,
+          other_side);
     }
     if (m.max > 1) {
       return core::invalid_argument(
           "{} has {} {}s in the {} layout: each element must have one {} (is the {} layout an "
-          "optimizer layout?)", where(other_side, x, m.row, m.col), m.max,
-          assign ? "source" : "owner", owner_side, assign ? "source" : "owner", owner_side);
+          "optimizer layout?)",
+          where(other_side, x, m.row, m.col), m.max, assign ? "source" : "owner", owner_side,
+          assign ? "source" : "owner", owner_side);
     }
     for (size_t k = 0; k < tiles.size(); ++k) {
       const Piece& o = *tile_owner[k];
@@ -351,10 +357,14 @@ void execute_reshard(const ReshardPlan& plan, const Layout& src, const Layout& d
   for (int d = 0; d < dst.world_size(); ++d) {
     for (int s = 0; s < src.world_size(); ++s) {
       for (const Copy& c : plan.copies[static_cast<size_t>(s)][static_cast<size_t>(d)]) {
-        const LocalTensor& st = src.ranks[static_cast<size_t>(s)].tensors[static_cast<size_t>(c.src_tensor)];
-        const LocalTensor& dt = dst.ranks[static_cast<size_t>(d)].tensors[static_cast<size_t>(c.dst_tensor)];
-        const std::vector<float>& from = src_data[static_cast<size_t>(s)][static_cast<size_t>(c.src_tensor)];
-        std::vector<float>& to = dst_data[static_cast<size_t>(d)][static_cast<size_t>(c.dst_tensor)];
+        const LocalTensor& st =
+            src.ranks[static_cast<size_t>(s)].tensors[static_cast<size_t>(c.src_tensor)];
+        const LocalTensor& dt =
+            dst.ranks[static_cast<size_t>(d)].tensors[static_cast<size_t>(c.dst_tensor)];
+        const std::vector<float>& from =
+            src_data[static_cast<size_t>(s)][static_cast<size_t>(c.src_tensor)];
+        std::vector<float>& to =
+            dst_data[static_cast<size_t>(d)][static_cast<size_t>(c.dst_tensor)];
         HYD_CHECK(from.size() == static_cast<size_t>(st.numel()),
                   "execute_reshard: rank {} tensor {} has {} values for {} elements", s,
                   c.src_tensor, from.size(), st.numel());

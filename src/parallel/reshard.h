@@ -40,12 +40,13 @@ struct ReshardPlan {
 
   int world_size() const { return static_cast<int>(copies.size()); }
   int64_t elements(int src_rank, int dst_rank) const;  // sent from src_rank to dst_rank
-  int64_t elements_across_ranks() const;                // Σ over src ≠ dst
-  int64_t elements_local() const;                       // Σ over src = dst
-  std::vector<int64_t> elements_sent() const;           // per rank, to other ranks
-  std::vector<int64_t> elements_received() const;       // per rank, from other ranks
+  int64_t elements_across_ranks() const;               // Σ over src ≠ dst
+  int64_t elements_local() const;                      // Σ over src = dst
+  std::vector<int64_t> elements_sent() const;          // per rank, to other ranks
+  std::vector<int64_t> elements_received() const;      // per rank, from other ranks
   int64_t num_copies() const;
-  // "kAssign: 1234 elements across ranks, 567 local, 89 copies; max per rank sent 100, received 120"
+  // "assign: 1234 elements across ranks, 567 local, 89 copies; max per rank sent 100,
+  // received 120"
   std::string summary() const;
 };
 

@@ -14,8 +14,8 @@ std::string PipeOp::to_string() const {
 }
 
 PipeSchedule one_f_one_b(int pp, int num_micro_batches) {
-  HYD_CHECK(pp >= 1 && num_micro_batches >= 0, "1F1B needs pp >= 1 and m >= 0, got pp {}, m {}",
-            pp, num_micro_batches);
+  HYD_CHECK(pp >= 1 && num_micro_batches >= 0, "1F1B needs pp >= 1 and m >= 0, got pp {}, m {}", pp,
+            num_micro_batches);
   const int m = num_micro_batches;
   PipeSchedule schedule(static_cast<size_t>(pp));
   for (int s = 0; s < pp; ++s) {
@@ -53,8 +53,7 @@ core::Status check_ops(const PipeSchedule& schedule, int pp, int m) {
     for (int mb = 0; mb < m; ++mb) {
       for (PipeOp::Kind kind : {PipeOp::kForward, PipeOp::kBackward}) {
         if (seen[2 * static_cast<size_t>(mb) + (kind == PipeOp::kBackward)] == 0) {
-          return core::invalid_argument("stage {} never runs {}", s,
-                                        PipeOp{kind, mb}.to_string());
+          return core::invalid_argument("stage {} never runs {}", s, PipeOp{kind, mb}.to_string());
         }
       }
     }

@@ -1,6 +1,7 @@
 // The 1F1B pipeline schedule as a pure table (one op list per stage), its checker (simulated
 // execution with the data dependencies between stages) and per-stage peak in-flight micro-batches
-// for memory forecasts. docs/parallel.md ("1F1B schedule"). Tests: tests/parallel/schedule_test.cpp.
+// for memory forecasts. docs/parallel.md ("1F1B schedule").
+// Tests: tests/parallel/schedule_test.cpp.
 #pragma once
 
 #include <string>

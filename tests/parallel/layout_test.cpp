@@ -355,7 +355,10 @@ TEST(Reshard, RandomStrategies) {
   std::mt19937 rng(11);
   const std::vector<planner::Scheme> pool = {{1, 1, 1}, {1, 2, 1}, {2, 1, 1}, {1, 1, 2},
                                              {1, 2, 3}, {1, 1, 3}, {2, 1, 2}, {3, 2, 1}};
-  const std::vector<Strategy> os_list = {{{1, 2, 3}}, Strategy(6, {1, 1, 1}), {{1, 2, 1}, {1, 2, 1}, {1, 2, 1}}, {{1, 1, 3}, {1, 1, 3}}};
+  const std::vector<Strategy> os_list = {{{1, 2, 3}},
+                                         Strategy(6, {1, 1, 1}),
+                                         {{1, 2, 1}, {1, 2, 1}, {1, 2, 1}},
+                                         {{1, 1, 3}, {1, 1, 3}}};
   for (int trial = 0; trial < 24; ++trial) {
     Strategy run;
     int left = 6;

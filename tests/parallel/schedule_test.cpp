@@ -58,8 +58,14 @@ TEST(OneFOneB, ValidForEveryDepthAndCount) {
 TEST(ValidateSchedule, FindsDeadlock) {
   // Stage 0 waits for B0 from stage 1 before sending F1, stage 1 wants F1 first: a cycle.
   PipeSchedule table = {
-      {{PipeOp::kForward, 0}, {PipeOp::kBackward, 0}, {PipeOp::kForward, 1}, {PipeOp::kBackward, 1}},
-      {{PipeOp::kForward, 0}, {PipeOp::kForward, 1}, {PipeOp::kBackward, 0}, {PipeOp::kBackward, 1}},
+      {{PipeOp::kForward, 0},
+       {PipeOp::kBackward, 0},
+       {PipeOp::kForward, 1},
+       {PipeOp::kBackward, 1}},
+      {{PipeOp::kForward, 0},
+       {PipeOp::kForward, 1},
+       {PipeOp::kBackward, 0},
+       {PipeOp::kBackward, 1}},
   };
   core::Status st = validate_schedule(table, 2, 2);
   ASSERT_FALSE(st.is_ok());
