@@ -1,6 +1,7 @@
 // Flash-attention kernels vs the CPU twin (fp32 on the same bf16-rounded inputs): packed varlen
 // batches with empty, one-token, tile-straddling and multi-tile sequences, grouped-query heads,
-// head dims 64 and 128; out, lse, dq, dk, dv.
+// head dims 64 and 128, lengths that end inside and on the kernels' 16-row m-tiles and 64-row
+// tiles; out, lse, dq, dk, dv.
 #include <gtest/gtest.h>
 
 #include <tuple>
@@ -63,7 +64,11 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(AttentionCase{{0, 1, 70, 70, 200, 333}, 4, 2, 64},
                       AttentionCase{{0, 129, 200}, 2, 1, 128},
                       AttentionCase{{0, 64, 128, 1100}, 3, 3, 128},
-                      AttentionCase{{0, 17}, 8, 1, 64}));
+                      AttentionCase{{0, 17}, 8, 1, 64},
+                      // Forward m-tiles (16 rows) ending inside, at and past a sequence end and
+                      // a 64-key tile; dK/dV with K/V fragments held in registers (D = 64).
+                      AttentionCase{{0, 16, 49, 177, 306, 1000}, 4, 1, 128},
+                      AttentionCase{{0, 31, 95, 96, 737}, 4, 2, 64}));
 
 }  // namespace
 }  // namespace hydraulis::cuda

@@ -22,9 +22,12 @@ void check_attention_args(const core::Tensor& q, const core::Tensor& k, const co
 namespace {
 
 using detail::bf16;
-constexpr int kThreads = 128;
-constexpr int kBr = 64, kBc = 64;  // dQ kernel: 64 queries × 64-key tiles
-constexpr int kBk = 64, kBq = 32;  // dK/dV kernel: 64 keys × 32-query tiles
+// dQ kernel: kDqWarps warps of 16 query rows × 64-key tiles; dK/dV kernel: kDkvWarps warps of
+// 16 key rows × 32-query tiles.
+constexpr int kDqWarps = 4, kDkvWarps = 4;
+constexpr int kDqThreads = kDqWarps * 32, kDkvThreads = kDkvWarps * 32;
+constexpr int kBr = kDqWarps * 16, kBc = 64;
+constexpr int kBk = kDkvWarps * 16, kBq = 32;
 
 // delta[h, t] = Σ_d dout[t, h, d]·out[t, h, d]; one warp per (t, h).
 __global__ void attention_delta_kernel(const bf16* __restrict__ dout, const bf16* __restrict__ out,
@@ -50,7 +53,7 @@ constexpr int dq_smem_bytes() {
 }
 
 template <int kD>
-__global__ void __launch_bounds__(kThreads)
+__global__ void __launch_bounds__(kDqThreads)
     attention_dq_kernel(const bf16* __restrict__ dout, const bf16* __restrict__ q,
                         const bf16* __restrict__ k, const bf16* __restrict__ v,
                         const float* __restrict__ lse, const float* __restrict__ delta,
@@ -72,10 +75,10 @@ __global__ void __launch_bounds__(kThreads)
 
   const int64_t q_off = (int64_t(start) * H + h) * kD, q_ld = int64_t(H) * kD;
   const int64_t kv_off = (int64_t(start) * Hkv + hk) * kD, kv_ld = int64_t(Hkv) * kD;
-  detail::load_tile_async<kBr, kD, kThreads>(Qs, q + q_off, q_ld, q0, len);
-  detail::load_tile_async<kBr, kD, kThreads>(dOs, dout + q_off, q_ld, q0, len);
-  detail::load_tile_async<kBc, kD, kThreads>(Ks, k + kv_off, kv_ld, 0, len);
-  detail::load_tile_async<kBc, kD, kThreads>(Vs, v + kv_off, kv_ld, 0, len);
+  detail::load_tile_async<kBr, kD, kDqThreads>(Qs, q + q_off, q_ld, q0, len);
+  detail::load_tile_async<kBr, kD, kDqThreads>(dOs, dout + q_off, q_ld, q0, len);
+  detail::load_tile_async<kBc, kD, kDqThreads>(Ks, k + kv_off, kv_ld, 0, len);
+  detail::load_tile_async<kBc, kD, kDqThreads>(Vs, v + kv_off, kv_ld, 0, len);
   detail::cp_async_commit();
   const int row_lo = q0 + warp * 16;
   const int qi[2] = {row_lo + g, row_lo + g + 8};
@@ -97,13 +100,14 @@ __global__ void __launch_bounds__(kThreads)
   float acc[kD / 8][4] = {};
   const int warp_kt = row_lo < len ? (min(row_lo + 16, len) - 1) / kBc : -1;
 
-  for (int kt = 0; kt <= qt; ++kt) {  // kBr == kBc: key tiles 0..qt
-    if (kt < qt) {
+  const int last_kt = (min(q0 + kBr, len) - 1) / kBc;  // the block's last key tile
+  for (int kt = 0; kt <= last_kt; ++kt) {
+    if (kt < last_kt) {
       const int nb = (kt + 1) & 1;
-      detail::load_tile_async<kBc, kD, kThreads>(Ks + nb * kBc * kS, k + kv_off, kv_ld,
-                                                 (kt + 1) * kBc, len);
-      detail::load_tile_async<kBc, kD, kThreads>(Vs + nb * kBc * kS, v + kv_off, kv_ld,
-                                                 (kt + 1) * kBc, len);
+      detail::load_tile_async<kBc, kD, kDqThreads>(Ks + nb * kBc * kS, k + kv_off, kv_ld,
+                                                   (kt + 1) * kBc, len);
+      detail::load_tile_async<kBc, kD, kDqThreads>(Vs + nb * kBc * kS, v + kv_off, kv_ld,
+                                                   (kt + 1) * kBc, len);
       detail::cp_async_commit();
     }
     if (kt <= warp_kt) {
@@ -129,7 +133,7 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
           int r = e >> 1, key = kt * kBc + n * 8 + 2 * c + (e & 1);
-          float p = exp2f(s[n][e] * scale_log2 - lse2[r]);
+          float p = detail::fast_exp2(fmaf(s[n][e], scale_log2, -lse2[r]));
           if (qi[r] >= len || (masked && (key > qi[r] || key >= len))) p = 0.f;
           s[n][e] = p * (dp[n][e] - dl[r]);  // dS
         }
@@ -170,7 +174,7 @@ constexpr int dkv_smem_bytes() {
 }
 
 template <int kD>
-__global__ void __launch_bounds__(kThreads)
+__global__ void __launch_bounds__(kDkvThreads)
     attention_dkv_kernel(const bf16* __restrict__ dout, const bf16* __restrict__ q,
                          const bf16* __restrict__ k, const bf16* __restrict__ v,
                          const float* __restrict__ lse, const float* __restrict__ delta,
@@ -178,17 +182,22 @@ __global__ void __launch_bounds__(kThreads)
                          float scale, bf16* __restrict__ dk, bf16* __restrict__ dv) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
   constexpr int kS = kD + 8;
-  bf16* Ks = reinterpret_cast<bf16*>(smem_raw);                  // (kBk, kS)
-  bf16* Vs = Ks + kBk * kS;                                      // (kBk, kS)
-  bf16* Qs = Vs + kBk * kS;                                      // 2 × (kBq, kS)
-  bf16* dOs = Qs + 2 * kBq * kS;                                 // 2 × (kBq, kS)
-  float* lse2_s = reinterpret_cast<float*>(dOs + 2 * kBq * kS);  // 2 × (kBq)
-  float* delta_s = lse2_s + 2 * kBq;                             // 2 × (kBq)
+  bf16* Ks = reinterpret_cast<bf16*>(smem_raw);                 // (kBk, kS)
+  bf16* Vs = Ks + kBk * kS;                                     // (kBk, kS)
+  bf16* Qs = Vs + kBk * kS;                                     // 2 × (kBq, kS)
+  bf16* dOs = Qs + 2 * kBq * kS;                                // 2 × (kBq, kS)
+  float* lse_s = reinterpret_cast<float*>(dOs + 2 * kBq * kS);  // 2 × (kBq), natural log
+  float* delta_s = lse_s + 2 * kBq;                             // 2 × (kBq)
 
   int seq, kt;
   if (!detail::find_tile<kBk>(cu, num_seqs, blockIdx.x, seq, kt)) return;
   const int hk = blockIdx.y, group = H / Hkv;
-  const int start = cu[seq], len = cu[seq + 1] - start, k0 = kt * kBk;
+  const int start = cu[seq], len = cu[seq + 1] - start;
+  // find_tile hands out the last tile first, the heaviest for queries; for keys the heaviest is
+  // tile 0 (every later query sees it): reverse, so long blocks start first and short ones fill
+  // the tail.
+  kt = (len + kBk - 1) / kBk - 1 - kt;
+  const int k0 = kt * kBk;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, c = lane & 3;
   const float scale_log2 = scale * detail::kLog2e;
 
@@ -200,16 +209,20 @@ __global__ void __launch_bounds__(kThreads)
   auto issue = [&](int i) {
     const int h = hk * group + i / nq, j0 = (jt0 + i % nq) * kBq, buf = i & 1;
     const int64_t q_off = (int64_t(start) * H + h) * kD;
-    detail::load_tile_async<kBq, kD, kThreads>(Qs + buf * kBq * kS, q + q_off, q_ld, j0, len);
-    detail::load_tile_async<kBq, kD, kThreads>(dOs + buf * kBq * kS, dout + q_off, q_ld, j0, len);
-    for (int t = threadIdx.x; t < kBq; t += kThreads) {
-      bool valid = j0 + t < len;
-      lse2_s[buf * kBq + t] = valid ? lse[int64_t(h) * T + start + j0 + t] * detail::kLog2e : 0.f;
-      delta_s[buf * kBq + t] = valid ? delta[int64_t(h) * T + start + j0 + t] : 0.f;
+    detail::load_tile_async<kBq, kD, kDkvThreads>(Qs + buf * kBq * kS, q + q_off, q_ld, j0, len);
+    detail::load_tile_async<kBq, kD, kDkvThreads>(dOs + buf * kBq * kS, dout + q_off, q_ld, j0,
+                                                  len);
+    // lse and delta rows ride the same cp.async group (a plain load here would stall this
+    // warp for a memory round trip at the start of every item); rows past the end read 0.
+    for (int t = threadIdx.x; t < kBq; t += kDkvThreads) {
+      const bool valid = j0 + t < len;
+      const int64_t at = valid ? int64_t(h) * T + start + j0 + t : 0;
+      detail::cp_async4(lse_s + buf * kBq + t, lse + at, valid);
+      detail::cp_async4(delta_s + buf * kBq + t, delta + at, valid);
     }
   };
-  detail::load_tile_async<kBk, kD, kThreads>(Ks, k + kv_off, kv_ld, k0, len);
-  detail::load_tile_async<kBk, kD, kThreads>(Vs, v + kv_off, kv_ld, k0, len);
+  detail::load_tile_async<kBk, kD, kDkvThreads>(Ks, k + kv_off, kv_ld, k0, len);
+  detail::load_tile_async<kBk, kD, kDkvThreads>(Vs, v + kv_off, kv_ld, k0, len);
   issue(0);
   detail::cp_async_commit();
   const int kj[2] = {k0 + warp * 16 + g, k0 + warp * 16 + g + 8};  // local key index of rows
@@ -237,7 +250,7 @@ __global__ void __launch_bounds__(kThreads)
     const int buf = i & 1, j0 = (jt0 + i % nq) * kBq;
     const bf16* Qb = Qs + buf * kBq * kS;    // (kBq, kS)
     const bf16* dOb = dOs + buf * kBq * kS;  // (kBq, kS)
-    const float* lse2_b = lse2_s + buf * kBq;
+    const float* lse_b = lse_s + buf * kBq;
     const float* delta_b = delta_s + buf * kBq;
     float st[kBq / 8][4] = {}, dpt[kBq / 8][4] = {};  // (16 keys, kBq queries)
 #pragma unroll
@@ -270,7 +283,7 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         int r = e >> 1, qcol = n * 8 + 2 * c + (e & 1), query = j0 + qcol;
-        float p = exp2f(st[n][e] * scale_log2 - lse2_b[qcol]);
+        float p = detail::fast_exp2(fmaf(st[n][e], scale_log2, -lse_b[qcol] * detail::kLog2e));
         if (edge && (kj[r] > query || query >= len || kj[r] >= len)) p = 0.f;
         st[n][e] = p;                                 // Pᵀ
         dpt[n][e] = p * (dpt[n][e] - delta_b[qcol]);  // dSᵀ
@@ -326,12 +339,12 @@ void launch_bwd(const core::Tensor& dout, const core::Tensor& q, const core::Ten
                                       cudaFuncAttributeMaxDynamicSharedMemorySize, dq_smem));
   HYD_CUDA_CHECK(cudaFuncSetAttribute(attention_dkv_kernel<kD>,
                                       cudaFuncAttributeMaxDynamicSharedMemorySize, dkv_smem));
-  attention_dq_kernel<kD><<<dim3((T + kBr - 1) / kBr + B, H), kThreads, dq_smem, stream>>>(
+  attention_dq_kernel<kD><<<dim3((T + kBr - 1) / kBr + B, H), kDqThreads, dq_smem, stream>>>(
       detail::ptr<bf16>(dout), detail::ptr<bf16>(q), detail::ptr<bf16>(k), detail::ptr<bf16>(v),
       detail::ptr<float>(lse), detail::ptr<float>(delta), detail::ptr<int32_t>(cu), B, T, H, Hkv,
       scale, detail::ptr<bf16>(dq));
   HYD_CUDA_LAUNCH_CHECK();
-  attention_dkv_kernel<kD><<<dim3((T + kBk - 1) / kBk + B, Hkv), kThreads, dkv_smem, stream>>>(
+  attention_dkv_kernel<kD><<<dim3((T + kBk - 1) / kBk + B, Hkv), kDkvThreads, dkv_smem, stream>>>(
       detail::ptr<bf16>(dout), detail::ptr<bf16>(q), detail::ptr<bf16>(k), detail::ptr<bf16>(v),
       detail::ptr<float>(lse), detail::ptr<float>(delta), detail::ptr<int32_t>(cu), B, T, H, Hkv,
       scale, detail::ptr<bf16>(dk), detail::ptr<bf16>(dv));

@@ -6,7 +6,8 @@
 // in 64-key tiles through cp.async into a double buffer (tile kt + 1 loads while tile kt is
 // multiplied); V fragments by ldmatrix.trans, so no transposed copy. Per tile: S = Q·Kᵀ (mma),
 // causal mask only on tiles that reach an m-tile's diagonal or the sequence end, online softmax
-// with the scale folded into one FFMA per score (p = 2^(s·scale·log2e − m)), O += P·V with P
+// with the scale folded into one FFMA per score (p = 2^(s·scale·log2e − m)) and lazy rescaling
+// (O and l are rescaled only when the row max grows by more than 2^8), O += P·V with P
 // reused from the S accumulators as A fragments; a warp skips the key tiles wholly above its
 // rows. Two blocks per SM. Twin: cpu/attention.cpp (attention_fwd).
 #include "kernels/cuda/attention.h"
@@ -20,9 +21,10 @@ namespace hydraulis::cuda {
 namespace {
 
 using detail::bf16;
-constexpr int kWarps = 4, kMT = 2;                  // warps per block, 16-row m-tiles per warp
-constexpr int kBr = kWarps * kMT * 16, kBc = 64;    // 128 queries × 64-key tiles
+constexpr int kWarps = 4, kMT = 2;                // warps per block, 16-row m-tiles per warp
+constexpr int kBr = kWarps * kMT * 16, kBc = 64;  // 128 queries × 64-key tiles
 constexpr int kThreads = kWarps * 32;
+constexpr float kRescaleLog2 = 8.f;  // lazy-rescale threshold: P entries stay ≤ 2^8
 
 template <int kD>
 constexpr int fwd_smem_bytes() {
@@ -30,7 +32,7 @@ constexpr int fwd_smem_bytes() {
 }
 
 template <int kD>
-__global__ void __launch_bounds__(kThreads, 2)
+__global__ void __launch_bounds__(kThreads, 8 / kWarps)
     attention_fwd_kernel(const bf16* __restrict__ q, const bf16* __restrict__ k,
                          const bf16* __restrict__ v, const int32_t* __restrict__ cu, int num_seqs,
                          int T, int H, int Hkv, float scale_log2, bf16* __restrict__ out,
@@ -119,33 +121,42 @@ __global__ void __launch_bounds__(kThreads, 2)
             mx[e >> 1] = fmaxf(mx[e >> 1], s[mt][n][e]);
           }
         }
-        float alpha[2], neg_m[2];
+        bool grow = false;
 #pragma unroll
         for (int r = 0; r < 2; ++r) {
           mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
           mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
-          // Key 0 is visible to every row on tile 0, so the new max is finite from then on.
-          const float m_new = fmaxf(m[mt][r], mx[r] * scale_log2);
-          alpha[r] = exp2f(m[mt][r] - m_new);  // m = −inf on the first tile: alpha = 0
-          m[mt][r] = m_new;
-          neg_m[r] = -m_new;
-          l[mt][r] *= alpha[r];
+          mx[r] *= scale_log2;
+          grow |= mx[r] > m[mt][r] + kRescaleLog2;
         }
+        // Lazy rescaling: the running max m moves (and O, l are rescaled) only when some row of
+        // the warp saw a score more than 2^kRescaleLog2 above it; otherwise p ≤ 2^kRescaleLog2
+        // stays well inside fp32/bf16 range and the final 1/l normalises it exactly the same.
+        // m = −inf before tile 0 forces the first update; key 0 is visible to every row on
+        // tile 0, so m is finite from then on.
+        if (__any_sync(0xffffffffu, grow)) {
+#pragma unroll
+          for (int r = 0; r < 2; ++r) {
+            const float m_new = fmaxf(m[mt][r], mx[r]);
+            const float alpha = detail::fast_exp2(m[mt][r] - m_new);  // 0 on the first tile
+            m[mt][r] = m_new;
+            l[mt][r] *= alpha;
+#pragma unroll
+            for (int n = 0; n < kD / 8; ++n) {
+              o[mt][n][2 * r] *= alpha;
+              o[mt][n][2 * r + 1] *= alpha;
+            }
+          }
+        }
+        const float neg_m[2] = {-m[mt][0], -m[mt][1]};
 #pragma unroll
         for (int n = 0; n < kBc / 8; ++n) {
 #pragma unroll
           for (int e = 0; e < 4; ++e) {
-            float p = exp2f(fmaf(s[mt][n][e], scale_log2, neg_m[e >> 1]));
+            float p = detail::fast_exp2(fmaf(s[mt][n][e], scale_log2, neg_m[e >> 1]));
             s[mt][n][e] = p;
             l[mt][e >> 1] += p;
           }
-        }
-#pragma unroll
-        for (int n = 0; n < kD / 8; ++n) {
-          o[mt][n][0] *= alpha[0];
-          o[mt][n][1] *= alpha[0];
-          o[mt][n][2] *= alpha[1];
-          o[mt][n][3] *= alpha[1];
         }
       }
 #pragma unroll

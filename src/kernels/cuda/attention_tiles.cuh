@@ -67,6 +67,21 @@ __device__ __forceinline__ const bf16* frag_b_kn(const bf16* tile, int ld, int n
   return tile + (k0 + (lane & 7) + ((lane >> 3) & 1) * 8) * ld + n0 + (lane >> 4) * 8;
 }
 
+// 2^x by the SFU alone (ex2.approx.ftz: results below 2^-126 flush to 0, harmless for softmax
+// weights); plain exp2f adds the denormal-range fix-up instructions around it.
+__device__ __forceinline__ float fast_exp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+
+// 4-byte global -> shared copy (the per-row lse/delta of a tile); `valid` false zero-fills.
+__device__ __forceinline__ void cp_async4(float* dst, const float* src, bool valid) {
+  uint32_t a = static_cast<uint32_t>(__cvta_generic_to_shared(dst));
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(a), "l"(src),
+               "r"(valid ? 4 : 0));
+}
+
 // 16-byte global -> shared copy that bypasses registers; `bytes` = 0 zero-fills the destination
 // (rows past the sequence end) without reading `src`.
 __device__ __forceinline__ void cp_async16(bf16* dst, const bf16* src, int bytes) {
