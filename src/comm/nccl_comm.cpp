@@ -14,6 +14,8 @@
 #include <cstring>
 #include <thread>
 
+#include <fmt/ranges.h>
+
 #include "comm/reduce.h"
 
 namespace hydraulis::comm {
@@ -153,7 +155,12 @@ Status NcclComm::finish(int result, const char* statement, const char* op, const
   // Even a call that returned ncclSuccess may leave the (non-blocking) communicator busy with
   // background work (a split's init): the next call is only legal once it reports ncclSuccess.
   Status s = await_comm(comm_, op, peer);
-  return s.is_ok() ? s : fail(s);
+  if (!s.is_ok()) return fail(s);
+  if (std::strcmp(statement, "ncclGroupStart()") != 0) {
+    if (enqueued_.size() == 8) enqueued_.erase(enqueued_.begin());
+    enqueued_.push_back(fmt::format("{}: {}", op, peer));
+  }
+  return s;
 }
 
 Status NcclComm::synchronize() {
@@ -161,7 +168,10 @@ Status NcclComm::synchronize() {
   auto deadline = deadline_after(options_.timeout_s);
   for (int spin = 0;; ++spin) {
     cudaError_t e = cudaStreamQuery(stream_);
-    if (e == cudaSuccess) return Status::ok();
+    if (e == cudaSuccess) {
+      enqueued_.clear();
+      return Status::ok();
+    }
     if (e != cudaErrorNotReady) return fail(cuda_error(e, "cudaStreamQuery(stream)", description()));
     ncclResult_t state = ncclSuccess;
     ncclCommGetAsyncError(comm_, &state);
@@ -173,8 +183,8 @@ Status NcclComm::synchronize() {
       return fail(core::make_error(
           core::StatusCode::kFailedPrecondition,
           "{}: synchronize timed out after {} s: an enqueued op waits for a peer that never "
-          "joined it (timeout_s in CommOptions); communicator aborted",
-          description(), options_.timeout_s));
+          "joined it (timeout_s in CommOptions); communicator aborted; last ops enqueued: {}",
+          description(), options_.timeout_s, fmt::join(enqueued_, "; ")));
     }
     pause(spin);
   }

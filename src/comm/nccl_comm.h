@@ -9,6 +9,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "comm/communicator.h"
 #include "comm/mpi_comm.h"
@@ -70,6 +71,7 @@ class NcclComm final : public Communicator {
   int size_ = 1;
   void* scratch_ = nullptr;  // 4 device bytes for barrier()
   core::Status broken_;      // set on timeout or NCCL error; the communicator is aborted
+  std::vector<std::string> enqueued_;  // ops since the last synchronize, for timeout messages
 };
 
 }  // namespace hydraulis::comm

@@ -145,6 +145,37 @@ TEST_F(NcclCommTest, SplitAndBarrier) {
   HYD_EXPECT_OK(comm_->barrier());
 }
 
+// A recv that no rank sends to must fail, naming rank, peer and op, and abort the communicator
+// (later calls fail at once). With 2+ ranks the enqueue succeeds and synchronize() times out;
+// with one rank NCCL refuses the unmatched self-recv at once.
+TEST_F(NcclCommTest, UnmatchedRecvFailsAndAborts) {
+  MpiComm& world = testing::mpi_test_world();
+  CommOptions options;
+  options.timeout_s = 1.0;
+  int devices = 0;
+  ASSERT_EQ(cudaGetDeviceCount(&devices), cudaSuccess);
+  auto nccl = NcclComm::create(world, world.rank() % devices, nullptr, options);
+  ASSERT_TRUE(nccl.is_ok()) << nccl.status().to_string();
+  NcclComm& comm = **nccl;
+  const int peer = comm.size() > 1 ? 1 : 0;
+  if (comm.rank() == 0) {
+    Tensor t = Tensor::empty({8}, DType::kF32, core::Device::kCuda);
+    core::Status s = comm.recv(t, peer);
+    if (comm.size() > 1) {
+      HYD_EXPECT_OK(s);
+      s = comm.synchronize();
+      ASSERT_FALSE(s.is_ok());
+      EXPECT_NE(s.message().find("timed out after 1 s"), std::string::npos) << s.message();
+    }
+    ASSERT_FALSE(s.is_ok());
+    EXPECT_NE(s.message().find("nccl rank 0/"), std::string::npos) << s.message();
+    EXPECT_NE(s.message().find(fmt::format("recv from peer {}", peer)), std::string::npos) << s.message();
+    core::Status later = comm.all_reduce(t);
+    EXPECT_NE(later.message().find("aborted"), std::string::npos) << later.message();
+  }
+  HYD_EXPECT_OK(world.barrier());
+}
+
 TEST_F(NcclCommTest, RejectsHostTensors) {
   Tensor host = Tensor::zeros({2}, DType::kF32);
   core::Status s = comm_->all_reduce(host);
