@@ -44,6 +44,37 @@ bool ModelPart::is_whole(const LlamaConfig& config) const {
   return first_layer == 0 && layer_count(config) == config.num_layers && embedding && head;
 }
 
+std::vector<ParameterSpec> parameter_specs(const LlamaConfig& config) {
+  const int64_t C = config.hidden, F = config.ffn_hidden, V = config.vocab_size;
+  // GPT-2 / Megatron init: N(0, 0.02²); projections into the residual stream (o_proj,
+  // down_proj) scaled by 1/sqrt(2L) so the residual's variance does not grow with depth.
+  constexpr double kStd = 0.02;
+  const double residual_std = kStd / std::sqrt(2.0 * double(config.num_layers));
+  std::vector<ParameterSpec> specs;
+  specs.push_back({"model.embed_tokens.weight", {V, C}, WeightDecay::kApply, -1, kStd});
+  for (int64_t i = 0; i < config.num_layers; ++i) {
+    std::string p = fmt::format("model.layers.{}.", i);
+    specs.push_back({p + "input_layernorm.weight", {C}, WeightDecay::kNone, i, 0});
+    specs.push_back({p + "self_attn.q_proj.weight", {config.q_width(), C}, WeightDecay::kApply, i, kStd});
+    specs.push_back({p + "self_attn.k_proj.weight", {config.kv_width(), C}, WeightDecay::kApply, i, kStd});
+    specs.push_back({p + "self_attn.v_proj.weight", {config.kv_width(), C}, WeightDecay::kApply, i, kStd});
+    specs.push_back({p + "self_attn.o_proj.weight", {C, config.q_width()}, WeightDecay::kApply, i,
+                     residual_std});
+    specs.push_back({p + "post_attention_layernorm.weight", {C}, WeightDecay::kNone, i, 0});
+    specs.push_back({p + "mlp.gate_up_proj.weight", {2 * F, C}, WeightDecay::kApply, i, kStd});
+    specs.push_back({p + "mlp.down_proj.weight", {C, F}, WeightDecay::kApply, i, residual_std});
+  }
+  specs.push_back({"model.norm.weight", {C}, WeightDecay::kNone, -1, 0});
+  if (config.lm_head == LmHead::kUntied) {
+    specs.push_back({"lm_head.weight", {V, C}, WeightDecay::kApply, -1, kStd});
+  }
+  return specs;
+}
+
+float init_value(uint64_t seed, uint64_t stream, uint64_t index, double init_std) {
+  return init_std == 0 ? 1.0f : float(init_std * init_normal(seed, stream, index));
+}
+
 ParameterStore ParameterStore::create(const LlamaConfig& config, core::DType dtype,
                                       const ModelPart& part) {
   HYD_CHECK(config.validate().is_ok(), "ParameterStore::create: invalid config: {}",
@@ -58,47 +89,43 @@ ParameterStore ParameterStore::create(const LlamaConfig& config, core::DType dty
   ParameterStore store;
   store.dtype_ = dtype;
   store.ops_ = make_ops(core::Device::kCpu).value();
-  const int64_t C = config.hidden, F = config.ffn_hidden, V = config.vocab_size;
-  // GPT-2 / Megatron init: N(0, 0.02²); projections into the residual stream (o_proj,
-  // down_proj) scaled by 1/sqrt(2L) so the residual's variance does not grow with depth.
-  constexpr double kStd = 0.02;
-  const double residual_std = kStd / std::sqrt(2.0 * double(config.num_layers));
   store.part_ = part;
   store.part_.num_layers = part_layers;
-  if (part.embedding) {
-    store.embedding_ =
-        store.add("model.embed_tokens.weight", {V, C}, WeightDecay::kApply, -1, kStd);
-  }
-  for (int64_t i = part.first_layer; i < part.first_layer + part_layers; ++i) {
-    std::string p = fmt::format("model.layers.{}.", i);
-    LayerParameterIds ids{};
-    ids.input_norm = store.add(p + "input_layernorm.weight", {C}, WeightDecay::kNone, i, 0);
-    ids.q_proj = store.add(p + "self_attn.q_proj.weight", {config.q_width(), C},
-                           WeightDecay::kApply, i, kStd);
-    ids.k_proj = store.add(p + "self_attn.k_proj.weight", {config.kv_width(), C},
-                           WeightDecay::kApply, i, kStd);
-    ids.v_proj = store.add(p + "self_attn.v_proj.weight", {config.kv_width(), C},
-                           WeightDecay::kApply, i, kStd);
-    ids.o_proj = store.add(p + "self_attn.o_proj.weight", {C, config.q_width()},
-                           WeightDecay::kApply, i, residual_std);
-    ids.post_attention_norm =
-        store.add(p + "post_attention_layernorm.weight", {C}, WeightDecay::kNone, i, 0);
-    ids.gate_up_proj =
-        store.add(p + "mlp.gate_up_proj.weight", {2 * F, C}, WeightDecay::kApply, i, kStd);
-    ids.down_proj =
-        store.add(p + "mlp.down_proj.weight", {C, F}, WeightDecay::kApply, i, residual_std);
-    store.layers_.push_back(ids);
-  }
-  if (part.head) {
-    store.final_norm_ = store.add("model.norm.weight", {C}, WeightDecay::kNone, -1, 0);
-    if (config.lm_head == LmHead::kUntied) {
-      store.lm_head_ = store.add("lm_head.weight", {V, C}, WeightDecay::kApply, -1, kStd);
-    } else if (part.embedding) {
-      store.lm_head_ = store.embedding_;
+  const int64_t last = part.first_layer + part_layers;
+  bool have_embedding = false;
+  for (const ParameterSpec& spec : parameter_specs(config)) {
+    const bool in_part = spec.layer >= 0 ? spec.layer >= part.first_layer && spec.layer < last
+                         : spec.name == "model.embed_tokens.weight" ? part.embedding
+                                                                    : part.head;
+    if (!in_part) continue;
+    const size_t index = store.add(spec.name, spec.shape, spec.decay, spec.layer, spec.init_std);
+    const std::string& n = spec.name;
+    if (n == "model.embed_tokens.weight") {
+      store.embedding_ = index;
+      have_embedding = true;
+    } else if (n == "model.norm.weight") {
+      store.final_norm_ = index;
+    } else if (n == "lm_head.weight") {
+      store.lm_head_ = index;
     } else {
-      store.lm_head_ =
-          store.add("model.embed_tokens.weight", {V, C}, WeightDecay::kApply, -1, kStd);
+      if (store.layers_.size() < size_t(spec.layer - part.first_layer + 1)) store.layers_.emplace_back();
+      LayerParameterIds& ids = store.layers_.back();
+      const std::string suffix = n.substr(n.find('.', std::string("model.layers.").size()) + 1);
+      if (suffix == "input_layernorm.weight") ids.input_norm = index;
+      if (suffix == "self_attn.q_proj.weight") ids.q_proj = index;
+      if (suffix == "self_attn.k_proj.weight") ids.k_proj = index;
+      if (suffix == "self_attn.v_proj.weight") ids.v_proj = index;
+      if (suffix == "self_attn.o_proj.weight") ids.o_proj = index;
+      if (suffix == "post_attention_layernorm.weight") ids.post_attention_norm = index;
+      if (suffix == "mlp.gate_up_proj.weight") ids.gate_up_proj = index;
+      if (suffix == "mlp.down_proj.weight") ids.down_proj = index;
     }
+  }
+  if (part.head && config.lm_head == LmHead::kTied) {
+    store.lm_head_ = have_embedding
+                         ? store.embedding_
+                         : store.add("model.embed_tokens.weight", {config.vocab_size, config.hidden},
+                                     WeightDecay::kApply, -1, 0.02);
   }
   return store;
 }
@@ -124,7 +151,7 @@ void ParameterStore::init(uint64_t seed) {
     void* data = p.value.raw_data();
     cpu::parallel_for(p.value.numel(), 1 << 14, [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) {
-        float v = std_dev == 0 ? 1.0f : float(std_dev * init_normal(seed, s, uint64_t(i)));
+        float v = init_value(seed, s, uint64_t(i), std_dev);
         if (f64) {
           static_cast<double*>(data)[i] = v;
         } else {

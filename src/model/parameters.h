@@ -33,6 +33,20 @@ struct Parameter {
   const core::Tensor& weight() const { return compute.defined() ? compute : value; }
 };
 
+// Name, shape, decay, layer and init scale of every parameter of the whole model, in store order
+// (the stream index of the init is the position in this list).
+struct ParameterSpec {
+  std::string name;
+  core::Shape shape;
+  WeightDecay decay = WeightDecay::kApply;
+  int64_t layer = -1;
+  double init_std = 0;  // 0: ones
+};
+std::vector<ParameterSpec> parameter_specs(const LlamaConfig& config);
+
+// The initial value of element `index` of parameter `stream` (init_std 0: 1), as init() draws it.
+float init_value(uint64_t seed, uint64_t stream, uint64_t index, double init_std);
+
 // Indices into ParameterStore::all() of one decoder layer's tensors.
 struct LayerParameterIds {
   size_t input_norm, q_proj, k_proj, v_proj, o_proj, post_attention_norm, gate_up_proj, down_proj;

@@ -15,14 +15,13 @@
 #include "core/json.h"
 #include "data/tokenizer.h"
 #include "train/packer.h"
+#include "train_test_util.h"
 
 namespace hydraulis::train {
 namespace {
 
-std::string source_path(const std::string& relative) {
-  const char* root = std::getenv("HYD_SOURCE_DIR");
-  return (root != nullptr ? std::string(root) + "/" : std::string()) + relative;
-}
+using testing::real_dataset;
+using testing::source_path;
 
 TEST(PackGreedy, FirstFitDecreasingByHand) {
   // Longest first: 8 → mb0, 7 → mb1, 5 → mb2, 3 → mb1 (7 + 3 = 10), 2 → mb0 (8 + 2 = 10).
@@ -34,32 +33,6 @@ TEST(PackGreedy, FirstFitDecreasingByHand) {
   auto too_long = pack_greedy(std::vector<int64_t>{4, 11}, 10);
   ASSERT_FALSE(too_long.is_ok());
   EXPECT_NE(too_long.status().message().find("sequence 1 has 11 positions"), std::string::npos);
-}
-
-// The first `documents` documents of the web corpus, tokenized, as an indexed data set.
-std::string real_dataset(int documents) {
-  static std::string prefix;  // built once per test binary run
-  if (!prefix.empty()) return prefix;
-  auto tokenizer = data::Gpt2Tokenizer::load(source_path("data/gpt2/vocab.json"),
-                                             source_path("data/gpt2/merges.txt"));
-  std::ifstream in(source_path("data/corpora/web.jsonl"));
-  if (!tokenizer.is_ok() || !in) return "";
-  std::string path = ::testing::TempDir() + "/train_test_web";
-  auto writer = data::IndexedDatasetWriter::create(path, data::TokenDType::kU16);
-  EXPECT_TRUE(writer.is_ok());
-  std::string line;
-  for (int d = 0; d < documents && std::getline(in, line);) {
-    auto json = core::parse_json(line, "web.jsonl");
-    if (!json.is_ok() || !json->contains("content")) continue;
-    std::vector<int32_t> ids = tokenizer->encode((*json)["content"].get<std::string>());
-    if (ids.empty()) continue;
-    ids.push_back(tokenizer->eod_id());
-    EXPECT_TRUE(writer->add_document(ids).is_ok());
-    ++d;
-  }
-  EXPECT_TRUE(writer->finish().is_ok());
-  prefix = path;
-  return prefix;
 }
 
 TrainerConfig tiny_config() {

@@ -1,0 +1,179 @@
+// StrategyRuntime: groups, stage shard, reshard plans (built once), and the 1F1B executor.
+#include "parallel/strategy_runtime.h"
+
+#include <map>
+
+#include "parallel/cp_plan.h"
+#include "parallel/layer_split.h"
+#include "parallel/schedule.h"
+
+namespace hydraulis::parallel {
+
+namespace {
+
+core::Tensor int32_tensor(const std::vector<int32_t>& values) {
+  core::Tensor t = core::Tensor::empty({int64_t(values.size())}, core::DType::kI32);
+  std::copy(values.begin(), values.end(), t.data<int32_t>());
+  return t;
+}
+
+core::Tensor gather_rows(const core::Tensor& src, const std::vector<int32_t>& rows) {
+  core::Tensor t = core::Tensor::empty({int64_t(rows.size())}, core::DType::kI32);
+  for (size_t i = 0; i < rows.size(); ++i) t.data<int32_t>()[i] = src.data<int32_t>()[rows[i]];
+  return t;
+}
+
+}  // namespace
+
+core::StatusOr<std::unique_ptr<StrategyRuntime>> StrategyRuntime::create(
+    std::shared_ptr<comm::Communicator> world, const planner::Strategy& strategy,
+    const model::LlamaConfig& config, const model::ModelOptions& options,
+    const std::vector<LogicalParam>& params, const Layout& optimizer,
+    std::shared_ptr<const model::Ops> ops) {
+  std::unique_ptr<StrategyRuntime> rt(new StrategyRuntime());
+  rt->world_ = world;
+  HYD_ASSIGN_OR_RETURN(rt->grid_, ProcessGrid::create(strategy, world->size()));
+  HYD_RETURN_IF_ERROR(check_model_fits(config, strategy));
+  const int me = world->rank();
+  const RankCoord c = rt->grid_.coord(me);
+  rt->coord_ = c;
+  const planner::Scheme& scheme = rt->grid_.scheme(c.pipeline);
+  if (scheme.cp > 1 && !ops->supports_attention_segments()) {
+    return core::invalid_argument(
+        "pipeline {} {} uses context parallelism, which the {} backend does not support yet: use "
+        "schemes with cp = 1 on this device",
+        c.pipeline, scheme.to_string(), ops->description());
+  }
+  // Groups: colours are the group's first world rank, keys the rank inside it (collective).
+  HYD_ASSIGN_OR_RETURN(rt->tp_, world->split(rt->grid_.rank_of({c.pipeline, c.stage, c.cp_rank, 0}),
+                                             c.tp_rank));
+  HYD_ASSIGN_OR_RETURN(rt->cp_, world->split(rt->grid_.rank_of({c.pipeline, c.stage, 0, c.tp_rank}),
+                                             c.cp_rank));
+  rt->collectives_ = std::make_unique<GroupCollectives>(rt->tp_, rt->cp_);
+  if (c.stage > 0) rt->prev_rank_ = rt->grid_.rank_of({c.pipeline, c.stage - 1, c.cp_rank, c.tp_rank});
+  if (c.stage + 1 < scheme.pp) {
+    rt->next_rank_ = rt->grid_.rank_of({c.pipeline, c.stage + 1, c.cp_rank, c.tp_rank});
+  }
+
+  // The stage's shard of the model.
+  HYD_ASSIGN_OR_RETURN(rt->shard_config_, model::tensor_parallel_shard(config, scheme.tp));
+  model::ModelPart part;
+  part.first_layer = first_layer(config.num_layers, scheme.pp, c.stage);
+  part.num_layers = split_layers(config.num_layers, scheme.pp)[size_t(c.stage)];
+  part.embedding = c.stage == 0;
+  part.head = c.stage == scheme.pp - 1;
+  model::ParameterStore host = model::ParameterStore::create(rt->shard_config_, core::DType::kF32, part);
+  rt->store_ = std::make_unique<model::ParameterStore>(
+      ops->device() == core::Device::kCpu ? std::move(host) : host.copy_to(ops));
+  model::ShardInfo shard;
+  shard.collectives = rt->collectives_.get();
+  shard.vocab_begin = int64_t(c.tp_rank) * rt->shard_config_.vocab_size;
+  shard.full_vocab_size = config.vocab_size;
+  rt->model_ = std::make_unique<model::LlamaModel>(rt->shard_config_, *rt->store_, options, shard);
+
+  // Reshard plans between the optimizer layout and this strategy's layout.
+  const Layout layout = strategy_layout(params, rt->grid_, config);
+  const RankLayout& mine = layout.ranks[size_t(me)];
+  HYD_CHECK(mine.tensors.size() == rt->store_->all().size(),
+            "strategy layout has {} tensors on rank {}, the stage store {}", mine.tensors.size(),
+            me, rt->store_->all().size());
+  for (size_t i = 0; i < mine.tensors.size(); ++i) {
+    const model::Parameter& p = rt->store_->all()[i];
+    HYD_CHECK(p.name == params[size_t(mine.tensors[i].param)].name &&
+                  p.value.numel() == mine.tensors[i].numel(),
+              "rank {} tensor {}: store has {} ({} elements), layout {} ({} elements)", me, i,
+              p.name, p.value.numel(), params[size_t(mine.tensors[i].param)].name,
+              mine.tensors[i].numel());
+  }
+  HYD_ASSIGN_OR_RETURN(rt->to_strategy_, make_reshard_plan(optimizer, layout, ReshardMode::kAssign));
+  HYD_ASSIGN_OR_RETURN(rt->to_optimizer_,
+                       make_reshard_plan(layout, optimizer, ReshardMode::kAccumulate));
+  return rt;
+}
+
+std::vector<core::Tensor> StrategyRuntime::values() {
+  std::vector<core::Tensor> out;
+  for (model::Parameter& p : store_->all()) out.push_back(p.value);
+  return out;
+}
+
+std::vector<core::Tensor> StrategyRuntime::grads() {
+  std::vector<core::Tensor> out;
+  for (model::Parameter& p : store_->all()) out.push_back(p.grad);
+  return out;
+}
+
+core::StatusOr<model::MicroBatch> StrategyRuntime::context_shard(
+    const model::MicroBatch& batch) const {
+  const int cp = grid_.scheme(coord_.pipeline).cp;
+  if (cp == 1) return batch;
+  std::vector<int64_t> lengths;
+  const int32_t* cu = batch.cu_seqlens.data<int32_t>();
+  for (int64_t b = 0; b < batch.num_sequences(); ++b) lengths.push_back(cu[b + 1] - cu[b]);
+  HYD_ASSIGN_OR_RETURN(CpPlan plan, make_cp_plan(lengths, cp));
+  for (int r = 0; r < cp; ++r) {
+    if (plan.ranks[size_t(r)].num_rows() == 0) {
+      return core::invalid_argument(
+          "a micro-batch of {} positions in {} sequences leaves cp rank {} of {} without tokens "
+          "(every cp rank needs at least one): dispatch longer sequences to context-parallel "
+          "pipelines",
+          batch.num_tokens(), batch.num_sequences(), r, cp);
+    }
+  }
+  const CpRankPlan& mine = plan.ranks[size_t(coord_.cp_rank)];
+  model::MicroBatch local;
+  local.input_ids = gather_rows(batch.input_ids, mine.local_rows);
+  local.targets = gather_rows(batch.targets, mine.local_rows);
+  local.cu_seqlens = int32_tensor(mine.cu_seqlens_q);
+  local.positions = int32_tensor(mine.positions);
+  local.cu_seqlens_k = int32_tensor(mine.cu_seqlens_k);
+  local.kv_rows = int32_tensor(mine.kv_rows);
+  local.kv_local_rows = plan.max_local_rows;
+  return local;
+}
+
+core::StatusOr<StageResult> StrategyRuntime::run(const std::vector<model::MicroBatch>& batches,
+                                                 int64_t global_target_count) {
+  const planner::Scheme& scheme = grid_.scheme(coord_.pipeline);
+  const int m = int(batches.size());
+  StageResult result;
+  result.micro_batches = m;
+  if (m == 0) return result;  // an idle pipeline only joins the gradient reduction
+  std::vector<model::MicroBatch> local(static_cast<size_t>(m));
+  for (int i = 0; i < m; ++i) {
+    HYD_ASSIGN_OR_RETURN(local[size_t(i)], context_shard(batches[size_t(i)]));
+  }
+  const PipeSchedule schedule = one_f_one_b(scheme.pp, m);
+  std::vector<model::StageState> states(static_cast<size_t>(m));
+  const model::Ops& ops = store_->ops();
+  const core::DType dt = ops.compute_dtype(store_->dtype());
+  const bool first = coord_.stage == 0, last = coord_.stage == scheme.pp - 1;
+  for (const PipeOp& op : schedule[size_t(coord_.stage)]) {
+    const model::MicroBatch& mb = local[size_t(op.micro_batch)];
+    const int64_t T = mb.num_tokens();
+    if (op.kind == PipeOp::kForward) {
+      core::Tensor input;
+      if (!first) {
+        input = ops.empty({T, shard_config_.hidden}, dt);  // (T, C)
+        HYD_RETURN_IF_ERROR(world_->recv(input, prev_rank_));
+      }
+      auto out = model_->forward_stage(mb, input, global_target_count, states[size_t(op.micro_batch)]);
+      if (!out.is_ok()) {
+        return out.status().with_context(fmt::format("micro-batch {}", op.micro_batch));
+      }
+      if (!last) HYD_RETURN_IF_ERROR(world_->send(*out, next_rank_));
+      if (last && coord_.tp_rank == 0) result.loss += states[size_t(op.micro_batch)].loss;
+    } else {
+      core::Tensor dy;
+      if (!last) {
+        dy = ops.empty({T, shard_config_.hidden}, dt);  // (T, C)
+        HYD_RETURN_IF_ERROR(world_->recv(dy, next_rank_));
+      }
+      core::Tensor dx = model_->backward_stage(states[size_t(op.micro_batch)], dy);
+      if (!first) HYD_RETURN_IF_ERROR(world_->send(dx, prev_rank_));
+    }
+  }
+  return result;
+}
+
+}  // namespace hydraulis::parallel

@@ -1,0 +1,312 @@
+// The distributed training step: sample → plan → propagate → 1F1B → reduce → AdamW → metrics.
+#include "train/distributed_trainer.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+
+#include "core/progress.h"
+#include "model/flops.h"
+#include "optim/sharded_adamw.h"
+#include "parallel/process_grid.h"
+#include "parallel/reshard_exec.h"
+#include "parallel/strategy_runtime.h"
+#include "train/analytic_space.h"
+
+namespace hydraulis::train {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double ms_since(Clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+}
+
+// One f64 value summed over the world.
+core::StatusOr<double> world_sum(comm::Communicator& world, double value) {
+  core::Tensor t = core::Tensor::empty({1}, core::DType::kF64);
+  t.data<double>()[0] = value;
+  HYD_RETURN_IF_ERROR(world.all_reduce(t));
+  return t.data<double>()[0];
+}
+
+}  // namespace
+
+DistributedTrainer::~DistributedTrainer() = default;
+
+core::StatusOr<std::unique_ptr<DistributedTrainer>> DistributedTrainer::create(
+    const DistributedConfig& config, const data::IndexedDataset& dataset,
+    std::shared_ptr<comm::Communicator> world) {
+  HYD_RETURN_IF_ERROR(config.trainer.validate());
+  if (config.strategies.empty()) return core::invalid_argument("--strategies lists no strategy");
+  std::unique_ptr<DistributedTrainer> t(new DistributedTrainer());
+  t->config_ = config;
+  t->dataset_ = &dataset;
+  t->world_ = world;
+  TrainerConfig& c = t->config_.trainer;
+  const int W = world->size();
+  for (size_t k = 0; k < config.strategies.size(); ++k) {
+    if (planner::strategy_gpus(config.strategies[k]) != W) {
+      return core::invalid_argument(
+          "strategy {} {} uses {} GPUs but {} ranks run: every strategy must use all ranks "
+          "(mpirun -np {})",
+          k, planner::format_strategy(config.strategies[k]),
+          planner::strategy_gpus(config.strategies[k]), W,
+          planner::strategy_gpus(config.strategies[k]));
+    }
+    HYD_RETURN_IF_ERROR(parallel::check_model_fits(c.model, config.strategies[k]));
+  }
+  for (int k : config.forced_strategies) {
+    if (k < 0 || k >= int(config.strategies.size())) {
+      return core::invalid_argument("forced strategy {} is not in the list of {}", k,
+                                    config.strategies.size());
+    }
+  }
+  HYD_ASSIGN_OR_RETURN(t->ops_, model::make_ops(c.device));
+
+  // The planner's view of every strategy (scheme space given or analytic).
+  planner::SchemeSpace space =
+      config.scheme_space.has_value()
+          ? *config.scheme_space
+          : analytic_scheme_space(c.model, config.strategies,
+                                  c.device == core::Device::kCpu ? double(available_host_memory())
+                                                                 : double(t->ops_->available_memory()),
+                                  t->ops_->peak_flops(), c.device != core::Device::kCpu);
+  HYD_ASSIGN_OR_RETURN(t->strategy_models_,
+                       planner::build_strategy_models(space, config.strategies, W));
+  const int64_t cap = c.micro_batch_tokens > 0 ? c.micro_batch_tokens : 0;
+  // --micro-batch-tokens caps every pipeline's micro-batches (the memory model may allow more).
+  for (auto& sm : t->strategy_models_) {
+    for (auto& p : sm.pipelines) {
+      if (cap > 0) p.max_tokens = std::min(p.max_tokens, cap + 1);
+    }
+  }
+
+  // Optimizer layout (from the first, homogeneous strategy) and the runtimes.
+  t->params_ = parallel::logical_params(c.model);
+  HYD_ASSIGN_OR_RETURN(parallel::ProcessGrid homogeneous,
+                       parallel::ProcessGrid::create(config.strategies[0], W));
+  HYD_ASSIGN_OR_RETURN(t->optimizer_layout_,
+                       parallel::optimizer_layout(t->params_, homogeneous, c.model));
+  for (const planner::Strategy& s : config.strategies) {
+    HYD_ASSIGN_OR_RETURN(auto rt,
+                         parallel::StrategyRuntime::create(world, s, c.model, c.model_options,
+                                                           t->params_, t->optimizer_layout_, t->ops_));
+    t->runtimes_.push_back(std::move(rt));
+  }
+
+  // Optimizer shards, initialised element by element as ParameterStore::init would.
+  const std::vector<model::ParameterSpec> specs = model::parameter_specs(c.model);
+  std::vector<optim::Shard> shards;
+  t->aliased_ = W == 1 && t->runtimes_.size() == 1;
+  const parallel::RankLayout& mine = t->optimizer_layout_.ranks[size_t(world->rank())];
+  for (size_t i = 0; i < mine.tensors.size(); ++i) {
+    const parallel::LocalTensor& lt = mine.tensors[i];
+    const parallel::LogicalParam& lp = t->params_[size_t(lt.param)];
+    core::Tensor host = core::Tensor::empty({lt.rows(), lt.cols()}, core::DType::kF32);
+    float* v = host.data<float>();
+    for (const parallel::Block& b : lt.blocks) {
+      for (int64_t r = b.row0; r < b.row1; ++r) {
+        for (int64_t col = b.col0; col < b.col1; ++col) {
+          *v++ = model::init_value(c.seed, uint64_t(lt.param), uint64_t(r * lp.cols + col),
+                                   specs[size_t(lt.param)].init_std);
+        }
+      }
+    }
+    optim::Shard shard;
+    shard.decay = specs[size_t(lt.param)].decay;
+    if (t->aliased_) {
+      model::Parameter& p = t->runtimes_[0]->store().all()[i];
+      HYD_CHECK(p.value.numel() == host.numel(), "aliased shard {} size mismatch", p.name);
+      p.value = t->ops_->upload_as(host.reshape(p.value.shape()), core::DType::kF32);
+      p.grad = t->ops_->zeros(p.value.shape(), core::DType::kF32);
+      shard.value = p.value;
+      shard.grad = p.grad;
+      shard.compute = p.compute;
+    } else {
+      HYD_CHECK(c.device == core::Device::kCpu,
+                "multi-rank GPU training needs the device reshard executor, which this build "
+                "does not have yet");
+      shard.value = host;
+      shard.grad = core::Tensor::zeros(host.shape(), core::DType::kF32);
+    }
+    shards.push_back(std::move(shard));
+  }
+  if (t->aliased_) t->runtimes_[0]->store().refresh_compute();
+  t->optimizer_ = std::make_unique<optim::ShardedAdamW>(std::move(shards), c.adamw, t->ops_, world);
+
+  data::SamplerConfig sampler;
+  sampler.mode = data::BatchMode::kTokenBudget;
+  sampler.global_token_num = c.global_token_num;
+  sampler.max_seq_len = c.max_seq_len;
+  sampler.order = c.order;
+  sampler.seed = c.seed;
+  auto created = data::GlobalBatchSampler::create(dataset.lengths(), sampler);
+  if (!created.is_ok()) return created.status().with_context("data set " + dataset.prefix());
+  t->sampler_ = std::make_unique<data::GlobalBatchSampler>(std::move(created).value());
+  t->metrics_ = MetricsWriter(world->rank() == 0 ? c.metrics_path : "");
+  return t;
+}
+
+core::StatusOr<std::vector<std::vector<int32_t>>> DistributedTrainer::load(
+    const data::GlobalBatch& batch) const {
+  std::vector<std::vector<int32_t>> sequences;
+  std::vector<int32_t> document;
+  for (const data::SequenceRef& ref : batch.sequences) {
+    dataset_->tokens(ref.document, document);
+    HYD_CHECK(ref.offset + ref.tokens <= int64_t(document.size()),
+              "sampler reference past the end of document {}", ref.document);
+    sequences.emplace_back(document.begin() + ref.offset,
+                           document.begin() + ref.offset + ref.tokens);
+  }
+  return sequences;
+}
+
+core::StatusOr<StepMetrics> DistributedTrainer::step() {
+  const auto start = Clock::now();
+  const TrainerConfig& c = config_.trainer;
+  StepMetrics m;
+  m.step = ++step_;
+  m.lr = c.lr.lr_at(m.step);
+  data::GlobalBatch batch = sampler_->next();
+  HYD_ASSIGN_OR_RETURN(auto sequences, load(batch));
+  std::vector<int64_t> lengths, positions;
+  for (const auto& s : sequences) {
+    lengths.push_back(int64_t(s.size()));
+    positions.push_back(int64_t(s.size()) - 1);
+    m.targets += int64_t(s.size()) - 1;
+  }
+  m.tokens = batch.num_tokens();
+  if (m.targets == 0) {
+    return core::invalid_argument("step {}: the global batch has no training positions", m.step);
+  }
+
+  // Plan (every rank computes the same plan from the same inputs).
+  const auto plan_start = Clock::now();
+  planner::PlannerOptions options;
+  options.method = config_.method;
+  options.seed = uint64_t(m.step);
+  options.max_seq_len = c.max_seq_len + 1;
+  std::vector<planner::StrategyModel> candidates = strategy_models_;
+  int forced = -1;
+  if (!config_.forced_strategies.empty()) {
+    forced = config_.forced_strategies[size_t(m.step - 1) % config_.forced_strategies.size()];
+    candidates = {strategy_models_[size_t(forced)]};
+  }
+  auto planned = planner::plan_global_batch(lengths, candidates, options, m.step - 1);
+  if (!planned.is_ok()) return planned.status().with_context(fmt::format("step {}", m.step));
+  planner::BatchPlan plan = std::move(planned).value();
+  if (forced >= 0) plan.strategy = forced;
+  m.planning_ms = ms_since(plan_start);
+  m.strategy = plan.strategy;
+  parallel::StrategyRuntime& rt = *runtimes_[size_t(plan.strategy)];
+
+  // Propagate parameters: optimizer layout → this strategy's layout.
+  std::vector<core::Tensor> shard_values, shard_grads;
+  for (optim::Shard& s : optimizer_->shards()) {
+    shard_values.push_back(s.value);
+    shard_grads.push_back(s.grad);
+  }
+  if (!aliased_) {
+    std::vector<core::Tensor> local = rt.values();
+    HYD_RETURN_IF_ERROR(parallel::run_reshard(rt.propagate_plan(), *world_, shard_values, local).status());
+    rt.store().refresh_compute();
+  }
+  rt.store().zero_grads();
+
+  // This rank's pipeline: its micro-batches, 1F1B.
+  const planner::PipelinePlan& mine = plan.pipelines[size_t(rt.coord().pipeline)];
+  std::vector<model::MicroBatch> micro_batches;
+  for (const auto& members : mine.micro_batches) {
+    std::vector<std::vector<int32_t>> chosen;
+    for (int i : members) chosen.push_back(sequences[size_t(i)]);
+    micro_batches.push_back(model::pack_sequences(chosen));
+  }
+  for (const auto& p : plan.pipelines) m.micro_batches += int64_t(p.micro_batches.size());
+  ops_->reset_peak_memory();
+  HYD_ASSIGN_OR_RETURN(parallel::StageResult result, rt.run(micro_batches, m.targets));
+
+  // Reduce gradients into the optimizer layout (summed over pipelines and cp ranks).
+  if (!aliased_) {
+    optimizer_->zero_grads();
+    HYD_RETURN_IF_ERROR(parallel::run_reshard(rt.reduce_plan(), *world_, rt.grads(), shard_grads).status());
+  }
+  HYD_ASSIGN_OR_RETURN(m.loss, world_sum(*world_, result.loss));
+  HYD_ASSIGN_OR_RETURN(m.grad_norm, optimizer_->grad_norm());
+  if (!std::isfinite(m.loss) || !std::isfinite(m.grad_norm)) {
+    const std::string what = fmt::format(
+        "step {} (strategy {}): the loss is {} and the gradient norm {}", m.step, plan.strategy,
+        m.loss, m.grad_norm);
+    if (c.nonfinite == NonfinitePolicy::kStop) {
+      return core::invalid_argument("{}: lower --lr or raise --warmup-steps, or pass "
+                                    "--skip-nonfinite",
+                                    what);
+    }
+    m.skipped = true;
+  } else {
+    optimizer_->step(m.lr, m.grad_norm);
+  }
+  ops_->synchronize();
+  m.step_ms = ms_since(start);
+  m.tokens_per_s = double(m.tokens) / (m.step_ms / 1e3);
+  if (ops_->device() != core::Device::kCpu) {
+    const double flops = model::training_flops(c.model, positions);
+    m.model_tflops_per_s = flops / (m.step_ms / 1e3) / 1e12;
+    if (ops_->peak_flops() > 0) {
+      m.mfu = flops / (m.step_ms / 1e3) / (ops_->peak_flops() * world_->size());
+    }
+    m.peak_memory_bytes = ops_->peak_memory();
+  }
+  history_.push_back(m);
+  HYD_RETURN_IF_ERROR(metrics_.append(m));
+  return m;
+}
+
+core::Status DistributedTrainer::run(const std::function<void(const StepMetrics&)>& on_step) {
+  const auto start = Clock::now();
+  while (step_ < config_.trainer.steps) {
+    HYD_ASSIGN_OR_RETURN(StepMetrics m, step());
+    if (config_.trainer.progress && world_->rank() == 0) {
+      const double elapsed = ms_since(start) / 1e3;
+      const double eta = elapsed / double(m.step) * double(config_.trainer.steps - m.step);
+      std::fprintf(stderr,
+                   "step %lld/%lld  strategy %lld  loss %.4f  grad norm %.3f  %s tok/s  "
+                   "%.0f ms/step (plan %.1f ms)  ETA %s%s\n",
+                   static_cast<long long>(m.step), static_cast<long long>(config_.trainer.steps),
+                   static_cast<long long>(m.strategy), m.loss, m.grad_norm,
+                   core::format_count(m.tokens_per_s).c_str(), m.step_ms, m.planning_ms,
+                   core::format_duration(eta).c_str(), m.skipped ? "  (skipped)" : "");
+    }
+    if (on_step) on_step(m);
+  }
+  return core::Status::ok();
+}
+
+core::StatusOr<core::Tensor> DistributedTrainer::gather_parameter(const std::string& name,
+                                                                  bool gradient) {
+  int param = -1;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    if (params_[i].name == name) param = int(i);
+  }
+  if (param < 0) return core::not_found("no parameter named '{}'", name);
+  const parallel::LogicalParam& lp = params_[size_t(param)];
+  core::Tensor full = core::Tensor::zeros({lp.rows, lp.cols}, core::DType::kF64);
+  const parallel::RankLayout& mine = optimizer_layout_.ranks[size_t(world_->rank())];
+  for (size_t i = 0; i < mine.tensors.size(); ++i) {
+    const parallel::LocalTensor& lt = mine.tensors[i];
+    if (lt.param != param) continue;
+    optim::Shard& s = optimizer_->shards()[i];
+    const core::Tensor host = ops_->to_host(gradient ? s.grad : s.value);
+    const float* v = host.data<float>();
+    for (const parallel::Block& b : lt.blocks) {
+      for (int64_t r = b.row0; r < b.row1; ++r) {
+        for (int64_t col = b.col0; col < b.col1; ++col) full.data<double>()[r * lp.cols + col] = *v++;
+      }
+    }
+  }
+  HYD_RETURN_IF_ERROR(world_->all_reduce(full));
+  return full;
+}
+
+}  // namespace hydraulis::train

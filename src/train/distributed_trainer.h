@@ -1,0 +1,79 @@
+// DistributedTrainer: training with heterogeneous strategies that change every step (design.md,
+// "Data flow of one training step"). Every rank samples the same global batch, runs the same
+// deterministic planner (method 0/1/3/4 of spec.md §7), and so agrees on the strategy and the
+// micro-batches without a broadcast; it then propagates the step's parameters from the fixed
+// optimizer layout into the strategy's layout, runs its pipeline's 1F1B schedule, reduces the
+// gradients into the optimizer layout (summed over pipelines and cp ranks), and every rank steps
+// AdamW on its own shards. The runtimes of all strategies (groups, stage shards, reshard plans)
+// are built at start-up, in list order. Docs: docs/training.md ("Distributed").
+// Tests: tests/train/parity_test.cpp (threads), tests/train/mpi_parity_test.cpp (mpirun).
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "comm/communicator.h"
+#include "parallel/layout.h"
+#include "planner/batch_planner.h"
+#include "planner/scheme_space.h"
+#include "planner/strategy.h"
+#include "train/trainer.h"
+
+namespace hydraulis::parallel {
+class StrategyRuntime;
+}
+namespace hydraulis::optim {
+class ShardedAdamW;
+}
+
+namespace hydraulis::train {
+
+struct DistributedConfig {
+  TrainerConfig trainer;                      // model, steps, data, optimizer, metrics, ...
+  std::vector<planner::Strategy> strategies;  // the first is homogeneous: the optimizer layout
+  std::optional<planner::SchemeSpace> scheme_space;  // none: analytic_scheme_space
+  planner::BatchingMethod method = planner::BatchingMethod::kDispatchFinePacking;
+  // Tests: choose strategy `k` at step t as forced_strategies[(t − 1) % size] (empty: planner).
+  std::vector<int> forced_strategies;
+};
+
+class DistributedTrainer {
+ public:
+  // Collective over `world`. Validates the strategies against the world size and the model,
+  // builds every strategy's runtime, and initialises the optimizer shards from config.seed (the
+  // same values a single-device run starts from).
+  static core::StatusOr<std::unique_ptr<DistributedTrainer>> create(
+      const DistributedConfig& config, const data::IndexedDataset& dataset,
+      std::shared_ptr<comm::Communicator> world);
+  ~DistributedTrainer();
+
+  core::StatusOr<StepMetrics> step();
+  core::Status run(const std::function<void(const StepMetrics&)>& on_step = {});
+  const std::vector<StepMetrics>& history() const { return history_; }
+  // The logical value and gradient of parameter `name` (whole tensor, gathered to every rank;
+  // collective). For the parity tests and checkpoints.
+  core::StatusOr<core::Tensor> gather_parameter(const std::string& name, bool gradient);
+
+ private:
+  DistributedTrainer() = default;
+  core::StatusOr<std::vector<std::vector<int32_t>>> load(const data::GlobalBatch& batch) const;
+
+  DistributedConfig config_;
+  const data::IndexedDataset* dataset_ = nullptr;
+  std::shared_ptr<comm::Communicator> world_;
+  std::shared_ptr<const model::Ops> ops_;
+  std::unique_ptr<data::GlobalBatchSampler> sampler_;
+  std::vector<planner::StrategyModel> strategy_models_;
+  std::vector<std::unique_ptr<parallel::StrategyRuntime>> runtimes_;
+  std::unique_ptr<optim::ShardedAdamW> optimizer_;
+  std::vector<parallel::LogicalParam> params_;
+  parallel::Layout optimizer_layout_;
+  bool aliased_ = false;  // one rank: the optimizer works on the runtime's own tensors
+  MetricsWriter metrics_{""};
+  std::vector<StepMetrics> history_;
+  int64_t step_ = 0;
+};
+
+}  // namespace hydraulis::train
