@@ -2,8 +2,8 @@
 // (design.md's command line contract; docs/training.md). Builds a train::TrainerConfig from the
 // options, prints the model, the memory forecast and a progress line per step, and writes the
 // metrics JSONL (with MFU and peak memory on a GPU). --device cuda runs the same loop on one GPU
-// (bf16 compute, fp32 master weights). Multi-device options (--strategies, --scheme-space)
-// arrive with the distributed runtime.
+// (bf16 compute, fp32 master weights). With --strategies it runs the distributed runtime under
+// mpirun: heterogeneous strategies chosen per step by the planner (train/distributed_trainer.h).
 #include <algorithm>
 #include <cstdio>
 #include <limits>
@@ -14,6 +14,11 @@
 #include "data/indexed_dataset.h"
 #include "model/config.h"
 #include "model/ops.h"
+#if HYD_WITH_MPI
+#include "comm/mpi_comm.h"
+#endif
+#include "planner/strategy.h"
+#include "train/distributed_trainer.h"
 #include "train/trainer.h"
 
 namespace hydraulis::apps {
@@ -43,7 +48,58 @@ struct TrainArgs {
   bool dry_run = false;
   std::string strategies;
   std::string scheme_space;
+  int method = 4;
 };
+
+// Multi-rank training (mpirun -np N hydraulis train --strategies ...): every rank plans, rank 0
+// prints and writes the metrics.
+core::Status run_distributed(const TrainArgs& args, const train::TrainerConfig& trainer,
+                             const data::IndexedDataset& dataset) {
+  train::DistributedConfig config;
+  config.trainer = trainer;
+  HYD_ASSIGN_OR_RETURN(config.strategies, planner::parse_strategy_list(args.strategies));
+  if (!args.scheme_space.empty()) {
+    HYD_ASSIGN_OR_RETURN(planner::SchemeSpace space, planner::SchemeSpace::load(args.scheme_space));
+    HYD_RETURN_IF_ERROR(planner::validate_strategy_list(config.strategies, space,
+                                                        planner::strategy_gpus(config.strategies[0])));
+    config.scheme_space = std::move(space);
+  }
+  HYD_ASSIGN_OR_RETURN(config.method, planner::batching_method_from_int(args.method));
+#if HYD_WITH_MPI
+  HYD_ASSIGN_OR_RETURN(std::shared_ptr<comm::MpiComm> world, comm::mpi_init_world(nullptr, nullptr));
+#else
+  return core::make_error(core::StatusCode::kUnimplemented,
+                          "--strategies needs MPI: rebuild with -DHYD_MPI=ON (OpenMPI)");
+  std::shared_ptr<comm::Communicator> world;
+#endif
+  if (world->rank() == 0) {
+    std::fprintf(stderr, "%d ranks, %zu strategies: %s\n", world->size(), config.strategies.size(),
+                 planner::format_strategy_list(config.strategies).c_str());
+  }
+  auto created = train::DistributedTrainer::create(config, dataset, world);
+  if (!created.is_ok()) return created.status().with_context(fmt::format("rank {}", world->rank()));
+  auto& t = *created;
+  core::Status status = t->run();
+  if (!status.is_ok()) return status.with_context(fmt::format("rank {}", world->rank()));
+  const auto& history = t->history();
+  if (world->rank() == 0) {
+    double tokens = 0, seconds = 0;
+    for (size_t i = history.size() > 1 ? 1 : 0; i < history.size(); ++i) {
+      tokens += double(history[i].tokens);
+      seconds += history[i].step_ms / 1e3;
+    }
+    std::printf("trained %zu steps of %s on %d ranks: loss %.4f -> %.4f, %s tokens/s%s%s\n",
+                history.size(), trainer.model.name.c_str(), world->size(), history.front().loss,
+                history.back().loss, core::format_count(seconds > 0 ? tokens / seconds : 0).c_str(),
+                args.metrics.empty() ? "" : ", metrics in ", args.metrics.c_str());
+  }
+  t.reset();
+#if HYD_WITH_MPI
+  return comm::mpi_finalize();
+#else
+  return core::Status::ok();
+#endif
+}
 
 core::Status run_train(const TrainArgs& args) {
   const bool cuda = args.device == "cuda";
@@ -52,12 +108,6 @@ core::Status run_train(const TrainArgs& args) {
                             "--device cuda: this build has no CUDA backend (configured with "
                             "HYD_CUDA=OFF or without a CUDA toolkit); rebuild with CUDA or train "
                             "on the CPU with --device cpu");
-  }
-  if (!args.strategies.empty() || !args.scheme_space.empty()) {
-    return core::make_error(core::StatusCode::kUnimplemented,
-                            "--strategies/--scheme-space need the multi-device runtime, which is "
-                            "not available in this build yet; leave them out to train on one "
-                            "device");
   }
   HYD_ASSIGN_OR_RETURN(model::LlamaConfig model, model::llama_config(args.model, args.vocab_size));
   train::TrainerConfig config;
@@ -102,6 +152,10 @@ core::Status run_train(const TrainArgs& args) {
   if (args.dry_run) return core::Status::ok();
 
   HYD_ASSIGN_OR_RETURN(data::IndexedDataset dataset, data::IndexedDataset::open(args.data_prefix));
+  if (!args.strategies.empty()) return run_distributed(args, config, dataset);
+  if (!args.scheme_space.empty()) {
+    return core::invalid_argument("--scheme-space needs --strategies (the strategy list to plan with)");
+  }
   HYD_ASSIGN_OR_RETURN(auto trainer, train::Trainer::create(config, dataset));
   if (cuda) std::fprintf(stderr, "device %s\n", trainer->ops().description().c_str());
   double tokens = 0, seconds = 0, flops = 0;
@@ -182,7 +236,7 @@ void add_train_command(CLI::App& root, CommandList& commands) {
       ->capture_default_str();
   app->add_option("--recompute", args->recompute, "Activation recomputation: none, selective (norm and SwiGLU outputs) or full")
       ->capture_default_str()
-      ->check(CLI::IsMember({"none", "full"}));
+      ->check(CLI::IsMember({"none", "selective", "full"}));
   app->add_option("--logits-chunk-tokens", args->logits_chunk_tokens,
                   "Tokens per LM-head chunk on a GPU (bf16 logits of CHUNK x vocab at once)")
       ->capture_default_str()
@@ -193,8 +247,14 @@ void add_train_command(CLI::App& root, CommandList& commands) {
   app->add_flag("--skip-nonfinite", args->skip_nonfinite,
                 "Skip a step whose loss or gradients hold NaN/Inf instead of stopping");
   app->add_flag("--dry-run", args->dry_run, "Print the model and the memory forecast, then exit");
-  app->add_option("--strategies", args->strategies, "Strategy list (multi-device runtime)");
-  app->add_option("--scheme-space", args->scheme_space, "Scheme-space JSON (multi-device runtime)");
+  app->add_option("--strategies", args->strategies,
+                  "Strategy list \"[[(cp, tp, pp), ...], ...]\" (first homogeneous): multi-rank "
+                  "training under mpirun -np N, N = GPUs of every strategy");
+  app->add_option("--scheme-space", args->scheme_space,
+                  "Scheme-space JSON for the planner (default: analytic from the model and device)");
+  app->add_option("--method", args->method, "Batching method 0, 1, 3 or 4 (spec.md §7)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({0, 1, 3, 4}));
   commands.push_back({app, [args]() -> core::Status {
                         if (args->data_prefix.empty() && !args->dry_run) {
                           return core::invalid_argument("--data P is required (P.bin + P.idx)");
