@@ -80,6 +80,22 @@ TEST_F(CudaTest, RopeMatchesCpuWithRestartingPositions) {
   }
 }
 
+TEST_F(CudaTest, RopeAtExplicitPositionsMatchesCpu) {
+  const int T = 257, H = 2, D = 64;
+  Tensor pos = Tensor::empty({T}, DType::kI32);
+  for (int t = 0; t < T; ++t) pos.data<int32_t>()[t] = (t * 977) % 30011;  // chunks mid-sequence
+  Tensor x = random_bf16_values({T, H, D}, rng_);
+  Tensor y_ref = Tensor::empty({T, H, D}, DType::kF32), dx_ref = y_ref.clone();
+  cpu::rope_positions_fwd(x, pos, 10000.0, y_ref);
+  cpu::rope_positions_bwd(x, pos, 10000.0, dx_ref);
+  Tensor posd = to_device(pos, stream_), xd = dev_bf16(x, stream_);
+  Tensor yd = empty_dev({T, H, D}, DType::kBF16);
+  rope_positions_fwd(xd, posd, 10000.0, yd, stream_);
+  expect_close(to_host_f32(yd, stream_), y_ref, 2 * kBf16Eps, "rope positions y");
+  rope_positions_bwd(xd, posd, 10000.0, xd, stream_);
+  expect_close(to_host_f32(xd, stream_), dx_ref, 2 * kBf16Eps, "rope positions dx");
+}
+
 TEST_F(CudaTest, RopeAtLargePositions) {
   const int T = 40000, H = 1, D = 128;
   Tensor cu = Tensor::empty({2}, DType::kI32);
@@ -119,6 +135,8 @@ TEST_P(EmbeddingTest, GatherAndScatterAddMatchCpu) {
   Tensor ids = Tensor::empty({T}, DType::kI32);
   for (int t = 0; t < T; ++t) ids.data<int32_t>()[t] = (t * 37) % 19;  // repeated ids
   ids.data<int32_t>()[T - 1] = V - 1;
+  ids.data<int32_t>()[3] = cpu::kMaskedId;  // another vocabulary shard's token: zero row, no grad
+  ids.data<int32_t>()[40] = cpu::kMaskedId;
   Tensor dout = random_bf16_values({T, C}, rng_);
   Tensor out_ref = Tensor::empty({T, C}, DType::kF32);
   cpu::embedding_fwd(ids, table, out_ref);
