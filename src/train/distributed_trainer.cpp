@@ -136,15 +136,7 @@ core::StatusOr<std::unique_ptr<DistributedTrainer>> DistributedTrainer::create(
   if (t->aliased_) t->runtimes_[0]->store().refresh_compute();
   t->optimizer_ = std::make_unique<optim::ShardedAdamW>(std::move(shards), c.adamw, t->ops_, world);
 
-  data::SamplerConfig sampler;
-  sampler.mode = data::BatchMode::kTokenBudget;
-  sampler.global_token_num = c.global_token_num;
-  sampler.max_seq_len = c.max_seq_len;
-  sampler.order = c.order;
-  sampler.seed = c.seed;
-  auto created = data::GlobalBatchSampler::create(dataset.lengths(), sampler);
-  if (!created.is_ok()) return created.status().with_context("data set " + dataset.prefix());
-  t->sampler_ = std::make_unique<data::GlobalBatchSampler>(std::move(created).value());
+  HYD_ASSIGN_OR_RETURN(t->sampler_, make_sampler(c, dataset));
   t->metrics_ = MetricsWriter(world->rank() == 0 ? c.metrics_path : "");
   return t;
 }

@@ -31,6 +31,19 @@ double ms_since(Clock::time_point start) {
 
 }  // namespace
 
+core::StatusOr<std::unique_ptr<data::GlobalBatchSampler>> make_sampler(
+    const TrainerConfig& c, const data::IndexedDataset& dataset) {
+  data::SamplerConfig sampler;
+  sampler.mode = data::BatchMode::kTokenBudget;
+  sampler.global_token_num = c.global_token_num;
+  sampler.max_seq_len = c.max_seq_len;
+  sampler.order = c.order;
+  sampler.seed = c.seed;
+  auto created = data::GlobalBatchSampler::create(dataset.lengths(), sampler);
+  if (!created.is_ok()) return created.status().with_context("data set " + dataset.prefix());
+  return std::make_unique<data::GlobalBatchSampler>(std::move(created).value());
+}
+
 int64_t available_host_memory() {
   long pages = sysconf(_SC_AVPHYS_PAGES);
   long page_size = sysconf(_SC_PAGESIZE);
@@ -97,15 +110,7 @@ core::StatusOr<std::unique_ptr<Trainer>> Trainer::create(const TrainerConfig& co
         core::format_bytes(double(available)));
   }
 
-  data::SamplerConfig sampler;
-  sampler.mode = data::BatchMode::kTokenBudget;
-  sampler.global_token_num = c.global_token_num;
-  sampler.max_seq_len = c.max_seq_len;
-  sampler.order = c.order;
-  sampler.seed = c.seed;
-  auto created = data::GlobalBatchSampler::create(dataset.lengths(), sampler);
-  if (!created.is_ok()) return created.status().with_context("data set " + dataset.prefix());
-  trainer->sampler_ = std::make_unique<data::GlobalBatchSampler>(std::move(created).value());
+  HYD_ASSIGN_OR_RETURN(trainer->sampler_, make_sampler(c, dataset));
 
   trainer->params_ = std::make_unique<model::ParameterStore>(
       model::ParameterStore::create(c.model, core::DType::kF32));

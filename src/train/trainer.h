@@ -50,6 +50,10 @@ struct TrainerConfig {
   core::Status validate() const;
 };
 
+// The token-budget global-batch sampler of `config` over the data set (spec.md §1).
+core::StatusOr<std::unique_ptr<data::GlobalBatchSampler>> make_sampler(
+    const TrainerConfig& config, const data::IndexedDataset& dataset);
+
 // Bytes of memory this process could still allocate (MemAvailable), 0 if unknown.
 int64_t available_host_memory();
 
