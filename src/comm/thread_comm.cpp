@@ -203,17 +203,28 @@ Status ThreadComm::collective(ThreadCollectiveEntry mine, const ComputeFn& compu
   return result;
 }
 
+namespace {
+
+// What a rank posts to a collective about its tensor: the data when the local checks passed, else
+// the reason (every rank then fails the call with it).
+void post_tensor(ThreadCollectiveEntry& e, const Status& local, const core::Tensor& t) {
+  if (!local.is_ok()) {
+    e.local_error = local.message();
+    return;
+  }
+  e.data = t.raw_data();
+  e.nbytes = t.nbytes();
+  e.dtype = t.dtype();
+  e.what = t.describe();
+}
+
+}  // namespace
+
 Status ThreadComm::all_reduce(core::Tensor& t, ReduceOp op) {
   ThreadCollectiveEntry e;
   e.op = "all_reduce";
   Status local = check_tensor(t, core::Device::kCpu, description(), e.op, true);
-  if (!local.is_ok()) e.local_error = local.message();
-  if (local.is_ok()) {
-    e.data = t.raw_data();
-    e.nbytes = t.nbytes();
-    e.dtype = t.dtype();
-    e.what = t.describe();
-  }
+  post_tensor(e, local, t);
   e.must_match = static_cast<int64_t>(op);
   std::vector<std::byte> result(local.is_ok() ? t.nbytes() : 0);
   HYD_RETURN_IF_ERROR(collective(std::move(e), [&](std::span<const ThreadCollectiveEntry> all) {
@@ -237,13 +248,7 @@ Status ThreadComm::reduce_scatter(const core::Tensor& in, core::Tensor& out, Red
                                    core::dtype_name(in.dtype()), size(), in.describe(),
                                    out.describe());
   }
-  if (!local.is_ok()) e.local_error = local.message();
-  if (local.is_ok()) {
-    e.data = in.raw_data();
-    e.nbytes = in.nbytes();
-    e.dtype = in.dtype();
-    e.what = in.describe();
-  }
+  post_tensor(e, local, in);
   e.must_match = static_cast<int64_t>(op);
   std::vector<std::byte> result(local.is_ok() ? out.nbytes() : 0);
   HYD_RETURN_IF_ERROR(collective(std::move(e), [&](std::span<const ThreadCollectiveEntry> all) {
@@ -266,13 +271,7 @@ Status ThreadComm::all_gather(const core::Tensor& in, core::Tensor& out) {
         description(), size(), in.numel(), core::dtype_name(in.dtype()), in.describe(),
         out.describe());
   }
-  if (!local.is_ok()) e.local_error = local.message();
-  if (local.is_ok()) {
-    e.data = in.raw_data();
-    e.nbytes = in.nbytes();
-    e.dtype = in.dtype();
-    e.what = in.describe();
-  }
+  post_tensor(e, local, in);
   std::vector<std::byte> result(local.is_ok() ? out.nbytes() : 0);
   HYD_RETURN_IF_ERROR(collective(std::move(e), [&](std::span<const ThreadCollectiveEntry> all) {
     for (size_t r = 0; r < all.size(); ++r) {
@@ -289,13 +288,7 @@ Status ThreadComm::broadcast(core::Tensor& t, int root) {
   e.op = "broadcast";
   Status local = check_tensor(t, core::Device::kCpu, description(), e.op, false);
   if (local.is_ok()) local = check_peer(root, "broadcast root");
-  if (!local.is_ok()) e.local_error = local.message();
-  if (local.is_ok()) {
-    e.data = t.raw_data();
-    e.nbytes = t.nbytes();
-    e.dtype = t.dtype();
-    e.what = t.describe();
-  }
+  post_tensor(e, local, t);
   e.must_match = root;
   std::vector<std::byte> result(local.is_ok() && rank_ != root ? t.nbytes() : 0);
   HYD_RETURN_IF_ERROR(collective(std::move(e), [&](std::span<const ThreadCollectiveEntry> all) {
