@@ -40,10 +40,6 @@ int64_t ModelPart::layer_count(const LlamaConfig& config) const {
   return num_layers < 0 ? config.num_layers - first_layer : num_layers;
 }
 
-bool ModelPart::is_whole(const LlamaConfig& config) const {
-  return first_layer == 0 && layer_count(config) == config.num_layers && embedding && head;
-}
-
 std::vector<ParameterSpec> parameter_specs(const LlamaConfig& config) {
   const int64_t C = config.hidden, F = config.ffn_hidden, V = config.vocab_size;
   // GPT-2 / Megatron init: N(0, 0.02²); projections into the residual stream (o_proj,
@@ -54,15 +50,18 @@ std::vector<ParameterSpec> parameter_specs(const LlamaConfig& config) {
   specs.push_back({"model.embed_tokens.weight", {V, C}, WeightDecay::kApply, -1, kStd});
   for (int64_t i = 0; i < config.num_layers; ++i) {
     std::string p = fmt::format("model.layers.{}.", i);
-    specs.push_back({p + "input_layernorm.weight", {C}, WeightDecay::kNone, i, 0});
-    specs.push_back({p + "self_attn.q_proj.weight", {config.q_width(), C}, WeightDecay::kApply, i, kStd});
-    specs.push_back({p + "self_attn.k_proj.weight", {config.kv_width(), C}, WeightDecay::kApply, i, kStd});
-    specs.push_back({p + "self_attn.v_proj.weight", {config.kv_width(), C}, WeightDecay::kApply, i, kStd});
-    specs.push_back({p + "self_attn.o_proj.weight", {C, config.q_width()}, WeightDecay::kApply, i,
-                     residual_std});
-    specs.push_back({p + "post_attention_layernorm.weight", {C}, WeightDecay::kNone, i, 0});
-    specs.push_back({p + "mlp.gate_up_proj.weight", {2 * F, C}, WeightDecay::kApply, i, kStd});
-    specs.push_back({p + "mlp.down_proj.weight", {C, F}, WeightDecay::kApply, i, residual_std});
+    using L = LayerParameterIds;
+    const int64_t q = config.q_width(), kv = config.kv_width();
+    const WeightDecay no = WeightDecay::kNone, yes = WeightDecay::kApply;
+    specs.push_back({p + "input_layernorm.weight", {C}, no, i, 0, &L::input_norm});
+    specs.push_back({p + "self_attn.q_proj.weight", {q, C}, yes, i, kStd, &L::q_proj});
+    specs.push_back({p + "self_attn.k_proj.weight", {kv, C}, yes, i, kStd, &L::k_proj});
+    specs.push_back({p + "self_attn.v_proj.weight", {kv, C}, yes, i, kStd, &L::v_proj});
+    specs.push_back({p + "self_attn.o_proj.weight", {C, q}, yes, i, residual_std, &L::o_proj});
+    specs.push_back(
+        {p + "post_attention_layernorm.weight", {C}, no, i, 0, &L::post_attention_norm});
+    specs.push_back({p + "mlp.gate_up_proj.weight", {2 * F, C}, yes, i, kStd, &L::gate_up_proj});
+    specs.push_back({p + "mlp.down_proj.weight", {C, F}, yes, i, residual_std, &L::down_proj});
   }
   specs.push_back({"model.norm.weight", {C}, WeightDecay::kNone, -1, 0});
   if (config.lm_head == LmHead::kUntied) {
@@ -92,40 +91,30 @@ ParameterStore ParameterStore::create(const LlamaConfig& config, core::DType dty
   store.part_ = part;
   store.part_.num_layers = part_layers;
   const int64_t last = part.first_layer + part_layers;
-  bool have_embedding = false;
-  for (const ParameterSpec& spec : parameter_specs(config)) {
+  const std::vector<ParameterSpec> specs = parameter_specs(config);
+  const ParameterSpec& embedding = specs.front();
+  for (const ParameterSpec& spec : specs) {
     const bool in_part = spec.layer >= 0 ? spec.layer >= part.first_layer && spec.layer < last
-                         : spec.name == "model.embed_tokens.weight" ? part.embedding
-                                                                    : part.head;
+                         : &spec == &embedding ? part.embedding
+                                               : part.head;
     if (!in_part) continue;
     const size_t index = store.add(spec.name, spec.shape, spec.decay, spec.layer, spec.init_std);
-    const std::string& n = spec.name;
-    if (n == "model.embed_tokens.weight") {
+    if (spec.slot != nullptr) {
+      if (spec.slot == &LayerParameterIds::input_norm) store.layers_.emplace_back();
+      store.layers_.back().*spec.slot = index;
+    } else if (&spec == &embedding) {
       store.embedding_ = index;
-      have_embedding = true;
-    } else if (n == "model.norm.weight") {
+    } else if (spec.name == "model.norm.weight") {
       store.final_norm_ = index;
-    } else if (n == "lm_head.weight") {
-      store.lm_head_ = index;
     } else {
-      if (store.layers_.size() < size_t(spec.layer - part.first_layer + 1)) store.layers_.emplace_back();
-      LayerParameterIds& ids = store.layers_.back();
-      const std::string suffix = n.substr(n.find('.', std::string("model.layers.").size()) + 1);
-      if (suffix == "input_layernorm.weight") ids.input_norm = index;
-      if (suffix == "self_attn.q_proj.weight") ids.q_proj = index;
-      if (suffix == "self_attn.k_proj.weight") ids.k_proj = index;
-      if (suffix == "self_attn.v_proj.weight") ids.v_proj = index;
-      if (suffix == "self_attn.o_proj.weight") ids.o_proj = index;
-      if (suffix == "post_attention_layernorm.weight") ids.post_attention_norm = index;
-      if (suffix == "mlp.gate_up_proj.weight") ids.gate_up_proj = index;
-      if (suffix == "mlp.down_proj.weight") ids.down_proj = index;
+      store.lm_head_ = index;  // lm_head.weight
     }
   }
   if (part.head && config.lm_head == LmHead::kTied) {
-    store.lm_head_ = have_embedding
-                         ? store.embedding_
-                         : store.add("model.embed_tokens.weight", {config.vocab_size, config.hidden},
-                                     WeightDecay::kApply, -1, 0.02);
+    // A head-only part holds its own copy of the table (listed last), as the layouts expect.
+    store.lm_head_ = part.embedding ? store.embedding_
+                                    : store.add(embedding.name, embedding.shape, embedding.decay,
+                                                embedding.layer, embedding.init_std);
   }
   return store;
 }

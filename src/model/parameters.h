@@ -35,12 +35,15 @@ struct Parameter {
 
 // Name, shape, decay, layer and init scale of every parameter of the whole model, in store order
 // (the stream index of the init is the position in this list).
+struct LayerParameterIds;
 struct ParameterSpec {
   std::string name;
   core::Shape shape;
   WeightDecay decay = WeightDecay::kApply;
   int64_t layer = -1;
   double init_std = 0;  // 0: ones
+  // The LayerParameterIds field of a decoder-layer parameter (nullptr outside the layers).
+  size_t LayerParameterIds::*slot = nullptr;
 };
 std::vector<ParameterSpec> parameter_specs(const LlamaConfig& config);
 
@@ -62,7 +65,6 @@ struct ModelPart {
   bool head = true;
 
   int64_t layer_count(const LlamaConfig& config) const;
-  bool is_whole(const LlamaConfig& config) const;
 };
 
 class ParameterStore {
