@@ -40,12 +40,6 @@ void unpack(const std::vector<Copy>& copies, const T* in, std::vector<core::Tens
   }
 }
 
-int64_t count(const std::vector<Copy>& copies) {
-  int64_t n = 0;
-  for (const Copy& c : copies) n += c.numel();
-  return n;
-}
-
 template <typename T>
 core::StatusOr<ReshardStats> run_typed(const ReshardPlan& plan, comm::Communicator& world,
                                        const std::vector<core::Tensor>& src,
@@ -57,14 +51,14 @@ core::StatusOr<ReshardStats> run_typed(const ReshardPlan& plan, comm::Communicat
   inbox.resize(static_cast<size_t>(W));
   for (int peer = 0; peer < W; ++peer) {
     if (peer == me) continue;
-    const int64_t out_n = count(plan.copies[me][peer]);
+    const int64_t out_n = plan.elements(me, peer);
     if (out_n > 0) {
       core::Tensor buffer = core::Tensor::empty({out_n}, dtype);
       pack<T>(plan.copies[me][peer], src, buffer.data<T>());
       ops.push_back({comm::P2POp::Kind::kSend, peer, buffer});
       stats.elements_sent += out_n;
     }
-    const int64_t in_n = count(plan.copies[peer][me]);
+    const int64_t in_n = plan.elements(peer, me);
     if (in_n > 0) {
       inbox[size_t(peer)] = core::Tensor::empty({in_n}, dtype);
       ops.push_back({comm::P2POp::Kind::kRecv, peer, inbox[size_t(peer)]});
@@ -74,7 +68,7 @@ core::StatusOr<ReshardStats> run_typed(const ReshardPlan& plan, comm::Communicat
   if (!ops.empty()) HYD_RETURN_IF_ERROR(world.group_p2p(ops));
   for (int peer = 0; peer < W; ++peer) {
     if (peer == me) {
-      const int64_t n = count(plan.copies[me][me]);
+      const int64_t n = plan.elements(me, me);
       if (n == 0) continue;
       core::Tensor staged = core::Tensor::empty({n}, dtype);  // src and dst may share storage
       pack<T>(plan.copies[me][me], src, staged.data<T>());
@@ -94,15 +88,15 @@ core::StatusOr<ReshardStats> run_reshard(const ReshardPlan& plan, comm::Communic
                                          std::vector<core::Tensor>& dst) {
   HYD_CHECK(plan.world_size() == world.size(), "reshard plan for {} ranks run on {}",
             plan.world_size(), world.size());
-  core::DType dtype = core::DType::kF32;
-  std::vector<const core::Tensor*> all;
-  for (const core::Tensor& t : src) all.push_back(&t);
-  for (const core::Tensor& t : dst) all.push_back(&t);
-  for (const core::Tensor* t : all) {
-    HYD_CHECK(t->device() == core::Device::kCpu, "run_reshard: {} is not a CPU tensor",
-              t->describe());
-    dtype = t->dtype();
-  }
+  const core::DType dtype = !src.empty() ? src.front().dtype()
+                            : !dst.empty() ? dst.front().dtype()
+                                           : core::DType::kF32;
+  auto check = [&](const core::Tensor& t) {
+    HYD_CHECK(t.device() == core::Device::kCpu && t.dtype() == dtype,
+              "run_reshard: {} is not a CPU tensor of {}", t.describe(), core::dtype_name(dtype));
+  };
+  for (const core::Tensor& t : src) check(t);
+  for (const core::Tensor& t : dst) check(t);
   if (dtype == core::DType::kF64) return run_typed<double>(plan, world, src, dst, dtype);
   HYD_CHECK(dtype == core::DType::kF32, "run_reshard: f32 or f64 tensors, got {}",
             core::dtype_name(dtype));

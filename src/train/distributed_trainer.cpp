@@ -141,33 +141,20 @@ core::StatusOr<std::unique_ptr<DistributedTrainer>> DistributedTrainer::create(
   return t;
 }
 
-core::StatusOr<std::vector<std::vector<int32_t>>> DistributedTrainer::load(
-    const data::GlobalBatch& batch) const {
-  std::vector<std::vector<int32_t>> sequences;
-  std::vector<int32_t> document;
-  for (const data::SequenceRef& ref : batch.sequences) {
-    dataset_->tokens(ref.document, document);
-    HYD_CHECK(ref.offset + ref.tokens <= int64_t(document.size()),
-              "sampler reference past the end of document {}", ref.document);
-    sequences.emplace_back(document.begin() + ref.offset,
-                           document.begin() + ref.offset + ref.tokens);
-  }
-  return sequences;
-}
-
 core::StatusOr<StepMetrics> DistributedTrainer::step() {
   const auto start = Clock::now();
   const TrainerConfig& c = config_.trainer;
   StepMetrics m;
   m.step = ++step_;
   m.lr = c.lr.lr_at(m.step);
+  // The planner needs only the lengths (from the sampler); each rank reads only the sequences
+  // of its own pipeline, after planning.
   data::GlobalBatch batch = sampler_->next();
-  HYD_ASSIGN_OR_RETURN(auto sequences, load(batch));
   std::vector<int64_t> lengths, positions;
-  for (const auto& s : sequences) {
-    lengths.push_back(int64_t(s.size()));
-    positions.push_back(int64_t(s.size()) - 1);
-    m.targets += int64_t(s.size()) - 1;
+  for (const data::SequenceRef& ref : batch.sequences) {
+    lengths.push_back(ref.tokens);
+    positions.push_back(ref.tokens - 1);
+    m.targets += ref.tokens - 1;
   }
   m.tokens = batch.num_tokens();
   if (m.targets == 0) {
@@ -212,7 +199,11 @@ core::StatusOr<StepMetrics> DistributedTrainer::step() {
   std::vector<model::MicroBatch> micro_batches;
   for (const auto& members : mine.micro_batches) {
     std::vector<std::vector<int32_t>> chosen;
-    for (int i : members) chosen.push_back(sequences[size_t(i)]);
+    for (int i : members) {
+      HYD_ASSIGN_OR_RETURN(std::vector<int32_t> seq,
+                           load_sequence(*dataset_, batch.sequences[size_t(i)], c.model));
+      chosen.push_back(std::move(seq));
+    }
     micro_batches.push_back(model::pack_sequences(chosen));
   }
   for (const auto& p : plan.pipelines) m.micro_batches += int64_t(p.micro_batches.size());

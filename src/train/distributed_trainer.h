@@ -58,7 +58,6 @@ class DistributedTrainer {
 
  private:
   DistributedTrainer() = default;
-  core::StatusOr<std::vector<std::vector<int32_t>>> load(const data::GlobalBatch& batch) const;
 
   DistributedConfig config_;
   const data::IndexedDataset* dataset_ = nullptr;

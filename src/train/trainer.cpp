@@ -44,6 +44,27 @@ core::StatusOr<std::unique_ptr<data::GlobalBatchSampler>> make_sampler(
   return std::make_unique<data::GlobalBatchSampler>(std::move(created).value());
 }
 
+core::StatusOr<std::vector<int32_t>> load_sequence(const data::IndexedDataset& dataset,
+                                                   const data::SequenceRef& ref,
+                                                   const model::LlamaConfig& model) {
+  std::vector<int32_t> document;
+  dataset.tokens(ref.document, document);
+  HYD_CHECK(ref.offset + ref.tokens <= int64_t(document.size()),
+            "sampler reference past the end of document {}", ref.document);
+  std::vector<int32_t> seq(document.begin() + ref.offset,
+                           document.begin() + ref.offset + ref.tokens);
+  for (size_t i = 0; i < seq.size(); ++i) {
+    if (seq[i] < 0 || seq[i] >= model.vocab_size) {
+      return core::out_of_range(
+          "document {} of {} holds token id {} at position {}, outside model '{}''s vocabulary "
+          "[0, {}): prepare the data with the model's tokenizer or use a larger vocabulary",
+          ref.document, dataset.prefix(), seq[i], ref.offset + int64_t(i), model.name,
+          model.vocab_size);
+    }
+  }
+  return seq;
+}
+
 int64_t available_host_memory() {
   long pages = sysconf(_SC_AVPHYS_PAGES);
   long page_size = sysconf(_SC_PAGESIZE);
@@ -129,22 +150,8 @@ core::StatusOr<std::unique_ptr<Trainer>> Trainer::create(const TrainerConfig& co
 core::StatusOr<std::vector<std::vector<int32_t>>> Trainer::load(
     const data::GlobalBatch& batch) const {
   std::vector<std::vector<int32_t>> sequences;
-  std::vector<int32_t> document;
   for (const data::SequenceRef& ref : batch.sequences) {
-    dataset_.tokens(ref.document, document);
-    HYD_CHECK(ref.offset + ref.tokens <= int64_t(document.size()),
-              "sampler reference past the end of document {}", ref.document);
-    std::vector<int32_t> seq(document.begin() + ref.offset,
-                             document.begin() + ref.offset + ref.tokens);
-    for (size_t i = 0; i < seq.size(); ++i) {
-      if (seq[i] < 0 || seq[i] >= config_.model.vocab_size) {
-        return core::out_of_range(
-            "document {} of {} holds token id {} at position {}, outside model '{}''s vocabulary "
-            "[0, {}): prepare the data with the model's tokenizer or use a larger vocabulary",
-            ref.document, dataset_.prefix(), seq[i], ref.offset + int64_t(i), config_.model.name,
-            config_.model.vocab_size);
-      }
-    }
+    HYD_ASSIGN_OR_RETURN(std::vector<int32_t> seq, load_sequence(dataset_, ref, config_.model));
     sequences.push_back(std::move(seq));
   }
   return sequences;

@@ -54,6 +54,12 @@ struct TrainerConfig {
 core::StatusOr<std::unique_ptr<data::GlobalBatchSampler>> make_sampler(
     const TrainerConfig& config, const data::IndexedDataset& dataset);
 
+// Token ids of one sequence of a global batch; error (naming document, position and fix) on an id
+// outside [0, vocab_size).
+core::StatusOr<std::vector<int32_t>> load_sequence(const data::IndexedDataset& dataset,
+                                                   const data::SequenceRef& ref,
+                                                   const model::LlamaConfig& model);
+
 // Bytes of memory this process could still allocate (MemAvailable), 0 if unknown.
 int64_t available_host_memory();
 
