@@ -6,6 +6,7 @@
 // all-gather plus gradient reduce-scatter on the same ranks, which moves (W − 1)/W of every
 // rank's whole model each way. Output: a table and JSON (bench/parallel/results/).
 // Usage: propagation_bench [--model 125m] [--world 8] [--strategies "[[...]]"] [--reps 3] [--out F]
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <string>
@@ -32,20 +33,23 @@ std::vector<core::Tensor> allocate(const parallel::RankLayout& layout) {
   return out;
 }
 
-// Median wall ms of `reps` runs of plan over `world` thread ranks.
-double time_plan(const parallel::ReshardPlan& plan, const parallel::Layout& src,
-                 const parallel::Layout& dst, int world, int reps) {
+// Median over `reps` runs of rank 0's wall ms for `body`, each run on fresh thread ranks: `setup`
+// allocates a rank's buffers (untimed), then the ranks meet at a barrier, run `body` and meet
+// again.
+template <typename Setup, typename Body>
+double median_ms(int world, int reps, Setup setup, Body body) {
   std::vector<double> times;
   for (int r = 0; r < reps; ++r) {
     double ms = 0;
     core::Status status = comm::run_on_threads(world, [&](comm::Communicator& comm) -> core::Status {
-      std::vector<core::Tensor> s = allocate(src.ranks[size_t(comm.rank())]);
-      std::vector<core::Tensor> d = allocate(dst.ranks[size_t(comm.rank())]);
+      auto buffers = setup(comm.rank());
       HYD_RETURN_IF_ERROR(comm.barrier());
       const auto start = Clock::now();
-      HYD_RETURN_IF_ERROR(parallel::run_reshard(plan, comm, s, d).status());
+      HYD_RETURN_IF_ERROR(body(comm, buffers));
       HYD_RETURN_IF_ERROR(comm.barrier());
-      if (comm.rank() == 0) ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+      if (comm.rank() == 0) {
+        ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+      }
       return core::Status::ok();
     });
     HYD_CHECK(status.is_ok(), "{}", status.message());
@@ -55,29 +59,34 @@ double time_plan(const parallel::ReshardPlan& plan, const parallel::Layout& src,
   return times[times.size() / 2];
 }
 
+using Buffers = std::pair<std::vector<core::Tensor>, std::vector<core::Tensor>>;
+
+double time_plan(const parallel::ReshardPlan& plan, const parallel::Layout& src,
+                 const parallel::Layout& dst, int world, int reps) {
+  return median_ms(
+      world, reps,
+      [&](int rank) {
+        return Buffers{allocate(src.ranks[size_t(rank)]), allocate(dst.ranks[size_t(rank)])};
+      },
+      [&](comm::Communicator& comm, Buffers& b) {
+        return parallel::run_reshard(plan, comm, b.first, b.second).status();
+      });
+}
+
 // ZeRO-3 competitor: all-gather every rank's 1/W flat shard of the whole model, then
 // reduce-scatter the gradients back.
 double time_zero3(int64_t numel, int world, int reps) {
   const int64_t shard = (numel + world - 1) / world;
-  std::vector<double> times;
-  for (int r = 0; r < reps; ++r) {
-    double ms = 0;
-    core::Status status = comm::run_on_threads(world, [&](comm::Communicator& comm) -> core::Status {
-      core::Tensor mine = core::Tensor::zeros({shard}, core::DType::kF32);
-      core::Tensor full = core::Tensor::zeros({shard * world}, core::DType::kF32);
-      HYD_RETURN_IF_ERROR(comm.barrier());
-      const auto start = Clock::now();
-      HYD_RETURN_IF_ERROR(comm.all_gather(mine, full));
-      HYD_RETURN_IF_ERROR(comm.reduce_scatter(full, mine));
-      HYD_RETURN_IF_ERROR(comm.barrier());
-      if (comm.rank() == 0) ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-      return core::Status::ok();
-    });
-    HYD_CHECK(status.is_ok(), "{}", status.message());
-    times.push_back(ms);
-  }
-  std::sort(times.begin(), times.end());
-  return times[times.size() / 2];
+  return median_ms(
+      world, reps,
+      [&](int) {
+        return Buffers{{core::Tensor::zeros({shard}, core::DType::kF32)},
+                       {core::Tensor::zeros({shard * world}, core::DType::kF32)}};
+      },
+      [&](comm::Communicator& comm, Buffers& b) -> core::Status {
+        HYD_RETURN_IF_ERROR(comm.all_gather(b.first[0], b.second[0]));
+        return comm.reduce_scatter(b.second[0], b.first[0]);
+      });
 }
 
 int run(int argc, char** argv) {
