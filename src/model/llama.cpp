@@ -101,17 +101,12 @@ core::StatusOr<Tensor> LlamaModel::forward_stage(const MicroBatch& batch, const 
   state = StageState{};
   state.active = true;
   if (T == 0) return Tensor();
-  const Ops& ops = params_.ops();
   const Collectives& coll = collectives();
   state.on_device = upload(to_vocab_shard(batch));
   const MicroBatch& mb = state.on_device;
 
   Tensor x = input;  // (T, C)
-  if (params_.has_embedding()) {
-    x = ops.empty({T, config_.hidden}, compute_dtype());
-    ops.embedding_fwd(mb.input_ids, params_.embedding().weight(), x);
-    coll.tp_all_reduce(x);  // vocab-parallel: each row comes from one shard, zeros elsewhere
-  }
+  if (params_.has_embedding()) x = embed(mb);
   state.layers.resize(static_cast<size_t>(L));
   int64_t saved_bytes = 0;
   for (int64_t l = 0; l < L; ++l) {
@@ -171,9 +166,7 @@ core::StatusOr<double> LlamaModel::forward_loss(const MicroBatch& batch,
   if (T == 0) return 0.0;
   const Collectives& coll = collectives();
   const MicroBatch on_device = upload(to_vocab_shard(batch));
-  Tensor x = params_.ops().empty({T, config_.hidden}, compute_dtype());  // (T, C)
-  params_.ops().embedding_fwd(on_device.input_ids, params_.embedding().weight(), x);
-  coll.tp_all_reduce(x);
+  Tensor x = embed(on_device);  // (T, C)
   for (int64_t l = 0; l < params_.num_layers(); ++l) {
     LayerActivations acts;
     Tensor y;  // (T, C)
@@ -192,9 +185,7 @@ NonfiniteReport LlamaModel::find_nonfinite(const MicroBatch& batch) {
   const Ops& ops = params_.ops();
   const Collectives& coll = collectives();
   const MicroBatch on_device = upload(to_vocab_shard(batch));
-  Tensor x = ops.empty({T, config_.hidden}, compute_dtype());  // (T, C)
-  ops.embedding_fwd(on_device.input_ids, params_.embedding().weight(), x);
-  coll.tp_all_reduce(x);
+  Tensor x = embed(on_device);  // (T, C)
   if (first_nonfinite(ops.to_host(x)).has_value()) {
     report = {true, -1, "model.embed_tokens output"};
     return report;
@@ -323,6 +314,14 @@ double LlamaModel::head(const Tensor& x, const MicroBatch& batch, int64_t global
   double loss = 0;
   for (int64_t c = 0; c < num_chunks; ++c) loss += element(host_losses, c);
   return loss;
+}
+
+Tensor LlamaModel::embed(const MicroBatch& on_device) const {
+  const Ops& ops = params_.ops();
+  Tensor x = ops.empty({on_device.num_tokens(), config_.hidden}, compute_dtype());  // (T, C)
+  ops.embedding_fwd(on_device.input_ids, params_.embedding().weight(), x);
+  collectives().tp_all_reduce(x);  // vocab-parallel: each row comes from one shard, zeros elsewhere
+  return x;
 }
 
 MicroBatch LlamaModel::upload(const MicroBatch& batch) const {

@@ -112,6 +112,8 @@ class LlamaModel {
   // shard" outside it); the batch itself when the vocabulary is whole.
   MicroBatch to_vocab_shard(const MicroBatch& batch) const;
   const Collectives& collectives() const;
+  // Embedding of the (uploaded, vocabulary-shard) ids, joined over the tensor-parallel group.
+  core::Tensor embed(const MicroBatch& on_device) const;
   // The micro-batch's tensors on the backend's device (the same tensors on the CPU).
   MicroBatch upload(const MicroBatch& batch) const;
   core::DType compute_dtype() const;  // of activations
