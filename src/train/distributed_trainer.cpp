@@ -64,6 +64,16 @@ core::StatusOr<std::unique_ptr<DistributedTrainer>> DistributedTrainer::create(
     }
   }
   HYD_ASSIGN_OR_RETURN(t->ops_, model::make_ops(c.device));
+  // One rank with one strategy: the optimizer works on the runtime's own tensors.
+  t->aliased_ = W == 1 && config.strategies.size() == 1;
+  if (!t->aliased_ && c.device != core::Device::kCpu) {
+    return core::make_error(core::StatusCode::kUnimplemented,
+                            "{} ranks on --device cuda: propagating parameters between GPU "
+                            "layouts needs the device reshard executor, which this build does not "
+                            "have yet; train multi-rank on --device cpu, or on one GPU with one "
+                            "strategy",
+                            W);
+  }
 
   // The planner's view of every strategy (scheme space given or analytic).
   planner::SchemeSpace space =
@@ -99,7 +109,6 @@ core::StatusOr<std::unique_ptr<DistributedTrainer>> DistributedTrainer::create(
   // Optimizer shards, initialised element by element as ParameterStore::init would.
   const std::vector<model::ParameterSpec> specs = model::parameter_specs(c.model);
   std::vector<optim::Shard> shards;
-  t->aliased_ = W == 1 && t->runtimes_.size() == 1;
   const parallel::RankLayout& mine = t->optimizer_layout_.ranks[size_t(world->rank())];
   for (size_t i = 0; i < mine.tensors.size(); ++i) {
     const parallel::LocalTensor& lt = mine.tensors[i];
@@ -125,9 +134,6 @@ core::StatusOr<std::unique_ptr<DistributedTrainer>> DistributedTrainer::create(
       shard.grad = p.grad;
       shard.compute = p.compute;
     } else {
-      HYD_CHECK(c.device == core::Device::kCpu,
-                "multi-rank GPU training needs the device reshard executor, which this build "
-                "does not have yet");
       shard.value = host;
       shard.grad = core::Tensor::zeros(host.shape(), core::DType::kF32);
     }
