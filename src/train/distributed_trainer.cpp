@@ -31,6 +31,48 @@ core::StatusOr<double> world_sum(comm::Communicator& world, double value) {
   return t.data<double>()[0];
 }
 
+// FNV-1a, 64 bit: a fingerprint of one start-up setting.
+int64_t fingerprint(std::string_view text) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char ch : text) h = (h ^ ch) * 1099511628211ull;
+  return int64_t(h);
+}
+
+// Every rank must run the same binary on the same model, strategies, data and schedule: a rank
+// that differs would compute a different plan and hang or corrupt the step. Gathers one fingerprint
+// per setting from every rank and names the first setting and rank that differ from rank 0.
+core::Status check_ranks_agree(comm::Communicator& world, const DistributedConfig& config,
+                               const data::IndexedDataset& dataset) {
+  const TrainerConfig& c = config.trainer;
+  const std::pair<const char*, std::string> settings[] = {
+      {"binary (build time)", __DATE__ " " __TIME__},
+      {"model config", c.model.describe()},
+      {"strategy list", planner::format_strategy_list(config.strategies)},
+      {"data set (documents, tokens)",
+       fmt::format("{} {}", dataset.num_documents(), dataset.num_tokens())},
+      {"schedule (steps, global tokens, max seq len, micro-batch cap, seed, method)",
+       fmt::format("{} {} {} {} {} {}", c.steps, c.global_token_num, c.max_seq_len,
+                   c.micro_batch_tokens, c.seed, int(config.method))},
+  };
+  const int64_t n = int64_t(std::size(settings)), W = world.size();
+  core::Tensor mine = core::Tensor::empty({n}, core::DType::kI64);
+  for (int64_t i = 0; i < n; ++i) mine.data<int64_t>()[i] = fingerprint(settings[i].second);
+  core::Tensor all = core::Tensor::empty({W * n}, core::DType::kI64);
+  HYD_RETURN_IF_ERROR(world.all_gather(mine, all));
+  for (int64_t r = 1; r < W; ++r) {
+    for (int64_t i = 0; i < n; ++i) {
+      if (all.data<int64_t>()[r * n + i] != all.data<int64_t>()[i]) {
+        return core::make_error(core::StatusCode::kFailedPrecondition,
+            "rank {} differs from rank 0 in its {}{}: start every rank with the same binary and "
+            "the same options",
+            r, settings[i].first,
+            world.rank() == r ? fmt::format(" (this rank: {})", settings[i].second) : "");
+      }
+    }
+  }
+  return core::Status::ok();
+}
+
 }  // namespace
 
 DistributedTrainer::~DistributedTrainer() = default;
@@ -63,6 +105,7 @@ core::StatusOr<std::unique_ptr<DistributedTrainer>> DistributedTrainer::create(
                                     config.strategies.size());
     }
   }
+  HYD_RETURN_IF_ERROR(check_ranks_agree(*world, config, dataset));
   HYD_ASSIGN_OR_RETURN(t->ops_, model::make_ops(c.device));
   // One rank with one strategy: the optimizer works on the runtime's own tensors.
   t->aliased_ = W == 1 && config.strategies.size() == 1;

@@ -68,5 +68,30 @@ TEST(Parity, PlannerChoosesAmongStrategies) {
   expect_parity("[[(1, 1, 1), (1, 1, 1), (1, 1, 1), (1, 1, 1)], [(1, 2, 1), (1, 1, 2)]]", 4);
 }
 
+// A rank started with other options is refused at start-up, naming the rank and the setting.
+TEST(Parity, RanksWithDifferentOptionsAreRefused) {
+  const std::string prefix = testing::real_dataset(60);
+  ASSERT_FALSE(prefix.empty());
+  auto dataset = data::IndexedDataset::open(prefix).value();
+  std::mutex mutex;
+  std::vector<std::string> errors;
+  core::Status status = comm::run_on_threads(2, [&](comm::Communicator& comm) -> core::Status {
+    DistributedConfig config;
+    config.trainer = parity_config();
+    if (comm.rank() == 1) config.trainer.seed += 1;
+    config.strategies = planner::parse_strategy_list("[[(1, 1, 1), (1, 1, 1)]]").value();
+    std::shared_ptr<comm::Communicator> self(&comm, [](comm::Communicator*) {});
+    auto trainer = DistributedTrainer::create(config, dataset, self);
+    std::lock_guard<std::mutex> lock(mutex);
+    errors.push_back(trainer.is_ok() ? "" : trainer.status().message());
+    return core::Status::ok();
+  });
+  ASSERT_TRUE(status.is_ok()) << status.message();
+  ASSERT_EQ(errors.size(), 2u);
+  for (const std::string& e : errors) {
+    EXPECT_NE(e.find("rank 1 differs from rank 0 in its schedule"), std::string::npos) << e;
+  }
+}
+
 }  // namespace
 }  // namespace hydraulis::train
