@@ -100,7 +100,9 @@ core::StatusOr<Tensor> LlamaModel::forward_stage(const MicroBatch& batch, const 
   const int64_t T = batch.num_tokens(), L = params_.num_layers();
   state = StageState{};
   state.active = true;
-  if (T == 0) return Tensor();
+  // An empty micro-batch does nothing, except on a context-parallel rank that owns no token of
+  // it: the rest of its cp group needs its part in every layer's key/value exchange.
+  if (T == 0 && !batch.context_parallel()) return Tensor();
   const Collectives& coll = collectives();
   state.on_device = upload(to_vocab_shard(batch));
   const MicroBatch& mb = state.on_device;

@@ -1,6 +1,7 @@
 // StrategyRuntime: groups, stage shard, reshard plans (built once), and the 1F1B executor.
 #include "parallel/strategy_runtime.h"
 
+#include <algorithm>
 #include <map>
 
 #include "parallel/cp_plan.h"
@@ -103,24 +104,16 @@ std::vector<core::Tensor> StrategyRuntime::grads() {
   return out;
 }
 
-core::StatusOr<model::MicroBatch> StrategyRuntime::context_shard(
-    const model::MicroBatch& batch) const {
-  const int cp = grid_.scheme(coord_.pipeline).cp;
+core::StatusOr<model::MicroBatch> context_parallel_shard(const model::MicroBatch& batch, int cp,
+                                                        int cp_rank) {
   if (cp == 1) return batch;
   std::vector<int64_t> lengths;
   const int32_t* cu = batch.cu_seqlens.data<int32_t>();
   for (int64_t b = 0; b < batch.num_sequences(); ++b) lengths.push_back(cu[b + 1] - cu[b]);
   HYD_ASSIGN_OR_RETURN(CpPlan plan, make_cp_plan(lengths, cp));
-  for (int r = 0; r < cp; ++r) {
-    if (plan.ranks[size_t(r)].num_rows() == 0) {
-      return core::invalid_argument(
-          "a micro-batch of {} positions in {} sequences leaves cp rank {} of {} without tokens "
-          "(every cp rank needs at least one): dispatch longer sequences to context-parallel "
-          "pipelines",
-          batch.num_tokens(), batch.num_sequences(), r, cp);
-    }
-  }
-  const CpRankPlan& mine = plan.ranks[size_t(coord_.cp_rank)];
+  // A rank may own no token of a micro-batch of short sequences: it still joins every collective
+  // of the layers with its zero rows.
+  const CpRankPlan& mine = plan.ranks[size_t(cp_rank)];
   model::MicroBatch local;
   local.input_ids = gather_rows(batch.input_ids, mine.local_rows);
   local.targets = gather_rows(batch.targets, mine.local_rows);
@@ -128,7 +121,7 @@ core::StatusOr<model::MicroBatch> StrategyRuntime::context_shard(
   local.positions = int32_tensor(mine.positions);
   local.cu_seqlens_k = int32_tensor(mine.cu_seqlens_k);
   local.kv_rows = int32_tensor(mine.kv_rows);
-  local.kv_local_rows = plan.max_local_rows;
+  local.kv_local_rows = std::max<int64_t>(1, plan.max_local_rows);
   return local;
 }
 
@@ -141,7 +134,8 @@ core::StatusOr<StageResult> StrategyRuntime::run(const std::vector<model::MicroB
   if (m == 0) return result;  // an idle pipeline only joins the gradient reduction
   std::vector<model::MicroBatch> local(static_cast<size_t>(m));
   for (int i = 0; i < m; ++i) {
-    HYD_ASSIGN_OR_RETURN(local[size_t(i)], context_shard(batches[size_t(i)]));
+    HYD_ASSIGN_OR_RETURN(local[size_t(i)],
+                         context_parallel_shard(batches[size_t(i)], scheme.cp, coord_.cp_rank));
   }
   const PipeSchedule schedule = one_f_one_b(scheme.pp, m);
   std::vector<model::StageState> states(static_cast<size_t>(m));

@@ -30,6 +30,12 @@ struct StageResult {
   int64_t micro_batches = 0;
 };
 
+// cp rank `cp_rank`'s part of a packed micro-batch (parallel/cp_plan.h): its tokens, RoPE positions,
+// attention segments and the rows of the all-gathered keys they read; the batch itself for cp = 1.
+// A rank may receive no token (short sequences): it still takes part in the collectives.
+core::StatusOr<model::MicroBatch> context_parallel_shard(const model::MicroBatch& batch, int cp,
+                                                        int cp_rank);
+
 class StrategyRuntime {
  public:
   // Collective over `world` (every rank calls it with the same arguments, strategies in list
@@ -56,8 +62,6 @@ class StrategyRuntime {
 
  private:
   StrategyRuntime() = default;
-  // This cp rank's part of a micro-batch (the batch itself when cp = 1).
-  core::StatusOr<model::MicroBatch> context_shard(const model::MicroBatch& batch) const;
 
   std::shared_ptr<comm::Communicator> world_, tp_, cp_;
   ProcessGrid grid_;

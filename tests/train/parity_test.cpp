@@ -93,5 +93,42 @@ TEST(Parity, RanksWithDifferentOptionsAreRefused) {
   }
 }
 
+// Real text cut into 2-token documents: every sequence has one training position, so under cp 2
+// rank 1 owns no token of any micro-batch. It must still join every key/value exchange, and the
+// run must equal the single-device one.
+TEST(Parity, ContextParallelRankWithoutTokens) {
+  const std::string words = testing::real_dataset(60);
+  ASSERT_FALSE(words.empty());
+  auto source = data::IndexedDataset::open(words).value();
+  const std::string path = ::testing::TempDir() + "/parity_pairs";
+  auto writer = data::IndexedDatasetWriter::create(path, data::TokenDType::kU16).value();
+  std::vector<int32_t> document;
+  for (uint64_t d = 0; d < 20; ++d) {
+    source.tokens(d, document);
+    for (size_t i = 0; i + 1 < document.size(); i += 2) {
+      const std::vector<int32_t> pair = {document[i], document[i + 1]};
+      ASSERT_TRUE(writer.add_document(pair).is_ok());
+    }
+  }
+  ASSERT_TRUE(writer.finish().is_ok());
+  auto pairs = data::IndexedDataset::open(path).value();
+  DistributedConfig config;
+  config.trainer = parity_config();
+  config.trainer.steps = 3;
+  config.trainer.global_token_num = 32;
+  config.strategies = planner::parse_strategy_list("[[(2, 1, 1)]]").value();
+  const Reference ref = testing::make_reference(config.trainer, pairs);
+  std::mutex mutex;
+  std::vector<std::string> failures;
+  core::Status status = comm::run_on_threads(2, [&](comm::Communicator& comm) -> core::Status {
+    return check_rank(comm, config, pairs, ref, [&](std::string what) {
+      std::lock_guard<std::mutex> lock(mutex);
+      failures.push_back(std::move(what));
+    });
+  });
+  ASSERT_TRUE(status.is_ok()) << status.message();
+  for (size_t i = 0; i < std::min<size_t>(failures.size(), 10); ++i) ADD_FAILURE() << failures[i];
+}
+
 }  // namespace
 }  // namespace hydraulis::train

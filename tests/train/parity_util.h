@@ -37,21 +37,27 @@ struct Reference {
   std::vector<std::vector<std::pair<std::string, core::Tensor>>> grads;  // [step][param]
 };
 
+// The single-device trainer's losses and gradients of every step of `config`.
+inline Reference make_reference(const TrainerConfig& config, const data::IndexedDataset& dataset) {
+  Reference ref;
+  auto trainer = Trainer::create(config, dataset).value();
+  for (int64_t s = 0; s < config.steps; ++s) {
+    StepMetrics m = trainer->step().value();
+    ref.losses.push_back(m.loss);
+    std::vector<std::pair<std::string, core::Tensor>> grads;
+    for (const model::Parameter& p : trainer->params().all()) {
+      grads.emplace_back(p.name, p.grad.clone());
+    }
+    ref.grads.push_back(std::move(grads));
+  }
+  return ref;
+}
+
+// make_reference of parity_config(), computed once per test binary.
 inline const Reference& single_device_reference(const data::IndexedDataset& dataset) {
   static Reference ref;
   static std::once_flag once;
-  std::call_once(once, [&] {
-    auto trainer = Trainer::create(parity_config(), dataset).value();
-    for (int s = 0; s < 5; ++s) {
-      StepMetrics m = trainer->step().value();
-      ref.losses.push_back(m.loss);
-      std::vector<std::pair<std::string, core::Tensor>> grads;
-      for (const model::Parameter& p : trainer->params().all()) {
-        grads.emplace_back(p.name, p.grad.clone());
-      }
-      ref.grads.push_back(std::move(grads));
-    }
-  });
+  std::call_once(once, [&] { ref = make_reference(parity_config(), dataset); });
   return ref;
 }
 
@@ -60,29 +66,29 @@ inline const Reference& single_device_reference(const data::IndexedDataset& data
 inline core::Status check_rank(comm::Communicator& comm, const DistributedConfig& config,
                                const data::IndexedDataset& dataset, const Reference& ref,
                                const std::function<void(std::string)>& fail) {
-    // The caller owns the communicator; the trainer shares a non-owning alias for this call.
-    std::shared_ptr<comm::Communicator> self(&comm, [](comm::Communicator*) {});
-    HYD_ASSIGN_OR_RETURN(auto trainer, DistributedTrainer::create(config, dataset, self));
-    for (int s = 0; s < 5; ++s) {
-      HYD_ASSIGN_OR_RETURN(StepMetrics m, trainer->step());
-      if (std::abs(m.loss - ref.losses[size_t(s)]) > 2e-5 * std::abs(ref.losses[size_t(s)])) {
-        fail(fmt::format("step {} loss {} vs single device {}", s + 1, m.loss, ref.losses[size_t(s)]));
+  // The caller owns the communicator; the trainer shares a non-owning alias for this call.
+  std::shared_ptr<comm::Communicator> self(&comm, [](comm::Communicator*) {});
+  HYD_ASSIGN_OR_RETURN(auto trainer, DistributedTrainer::create(config, dataset, self));
+  for (size_t s = 0; s < ref.losses.size(); ++s) {
+    HYD_ASSIGN_OR_RETURN(StepMetrics m, trainer->step());
+    if (std::abs(m.loss - ref.losses[s]) > 2e-5 * std::abs(ref.losses[s])) {
+      fail(fmt::format("step {} loss {} vs single device {}", s + 1, m.loss, ref.losses[s]));
+    }
+    for (const auto& [name, expected] : ref.grads[s]) {
+      HYD_ASSIGN_OR_RETURN(core::Tensor got, trainer->gather_parameter(name, true));
+      double scale = 0, worst = 0;
+      for (int64_t i = 0; i < expected.numel(); ++i) {
+        scale = std::max(scale, std::abs(model::element(expected, i)));
       }
-      for (const auto& [name, expected] : ref.grads[size_t(s)]) {
-        HYD_ASSIGN_OR_RETURN(core::Tensor got, trainer->gather_parameter(name, true));
-        double scale = 0, worst = 0;
-        for (int64_t i = 0; i < expected.numel(); ++i) {
-          scale = std::max(scale, std::abs(model::element(expected, i)));
-        }
-        for (int64_t i = 0; i < expected.numel(); ++i) {
-          worst = std::max(worst, std::abs(model::element(got, i) - model::element(expected, i)));
-        }
-        if (comm.rank() == 0 && worst > 1e-4 * std::max(scale, 1e-6)) {
-          fail(fmt::format("step {} {}: max |Δgrad| {} (grad scale {})", s + 1, name, worst, scale));
-        }
+      for (int64_t i = 0; i < expected.numel(); ++i) {
+        worst = std::max(worst, std::abs(model::element(got, i) - model::element(expected, i)));
+      }
+      if (comm.rank() == 0 && worst > 1e-4 * std::max(scale, 1e-6)) {
+        fail(fmt::format("step {} {}: max |Δgrad| {} (grad scale {})", s + 1, name, worst, scale));
       }
     }
-    return core::Status::ok();
+  }
+  return core::Status::ok();
 }
 
 }  // namespace hydraulis::train::testing
