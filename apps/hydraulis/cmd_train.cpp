@@ -6,6 +6,7 @@
 // mpirun: heterogeneous strategies chosen per step by the planner (train/distributed_trainer.h).
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <limits>
 #include <memory>
 
@@ -16,6 +17,9 @@
 #include "model/ops.h"
 #if HYD_WITH_MPI
 #include "comm/mpi_comm.h"
+#endif
+#if HYD_WITH_NCCL
+#include "comm/nccl_comm.h"
 #endif
 #include "planner/strategy.h"
 #include "train/distributed_trainer.h"
@@ -76,7 +80,28 @@ core::Status run_distributed(const TrainArgs& args, const train::TrainerConfig& 
     std::fprintf(stderr, "%d ranks, %zu strategies: %s\n", world->size(), config.strategies.size(),
                  planner::format_strategy_list(config.strategies).c_str());
   }
-  auto created = train::DistributedTrainer::create(config, dataset, world);
+  // Host tensors travel over MPI; on GPUs the tensors travel over NCCL on the backend's stream,
+  // one GPU per rank (its local rank on the node).
+  std::shared_ptr<comm::Communicator> device_world = world;
+  std::shared_ptr<const model::Ops> ops;
+  if (config.trainer.device == core::Device::kCuda) {
+    const char* local = std::getenv("OMPI_COMM_WORLD_LOCAL_RANK");
+    if (local == nullptr) local = std::getenv("SLURM_LOCALID");
+    const int gpu = local != nullptr ? std::atoi(local) : 0;
+    HYD_RETURN_IF_ERROR(model::select_cuda_device(gpu));
+    HYD_ASSIGN_OR_RETURN(ops, model::make_ops(core::Device::kCuda));
+#if HYD_WITH_NCCL
+    HYD_ASSIGN_OR_RETURN(
+        device_world,
+        comm::NcclComm::create(*world, gpu, static_cast<cudaStream_t>(ops->native_stream())));
+#else
+    return core::make_error(core::StatusCode::kUnimplemented,
+                            "--device cuda with --strategies needs NCCL, which this build lacks");
+#endif
+  } else {
+    HYD_ASSIGN_OR_RETURN(ops, model::make_ops(core::Device::kCpu));
+  }
+  auto created = train::DistributedTrainer::create(config, dataset, world, device_world, ops);
   if (!created.is_ok()) return created.status().with_context(fmt::format("rank {}", world->rank()));
   auto& t = *created;
   core::Status status = t->run();

@@ -69,7 +69,7 @@ double time_plan(const parallel::ReshardPlan& plan, const parallel::Layout& src,
         return Buffers{allocate(src.ranks[size_t(rank)]), allocate(dst.ranks[size_t(rank)])};
       },
       [&](comm::Communicator& comm, Buffers& b) {
-        return parallel::run_reshard(plan, comm, b.first, b.second).status();
+        return parallel::run_reshard(plan, comm, model::cpu_ops(), b.first, b.second).status();
       });
 }
 

@@ -5,6 +5,7 @@
 
 #include <cstring>
 
+#include "kernels/cpu/block_copy.h"
 #include "kernels/cpu/cpu_kernels.h"
 #include "model/ops.h"
 #include "model/tensor_ops.h"
@@ -125,6 +126,11 @@ class CpuOps final : public Ops {
     cpu::attention_segments_bwd(dout, q, k, v, out, lse, cu_q, cu_k, dq, dk, dv);
   }
   bool supports_attention_segments() const override { return true; }
+  void copy_block(const Tensor& src, Tensor& dst, const cpu::Block2d& block,
+                  cpu::BlockCopy mode) const override {
+    cpu::copy_block(src, dst, block, mode);
+  }
+  void* native_stream() const override { return nullptr; }
   void swiglu_fwd(const Tensor& gate_up, Tensor& out) const override {
     cpu::swiglu_fwd(gate_up, out);
   }
@@ -169,6 +175,15 @@ bool cuda_backend_built() {
   return false;
 #endif
 }
+
+#ifndef HYD_WITH_CUDA
+core::Status select_cuda_device(int index) {
+  return core::make_error(core::StatusCode::kUnimplemented,
+                          "GPU {} requested but this build has no CUDA backend: rebuild with CUDA "
+                          "or use --device cpu",
+                          index);
+}
+#endif
 
 core::StatusOr<std::shared_ptr<const Ops>> make_ops(core::Device device) {
   if (device == core::Device::kCpu) {

@@ -15,6 +15,7 @@
 #include "core/status.h"
 #include "core/tensor.h"
 #include "kernels/cpu/adamw.h"
+#include "kernels/cpu/block_copy.h"
 #include "model/config.h"
 
 namespace hydraulis::model {
@@ -105,6 +106,13 @@ class Ops {
   virtual void cross_entropy_bwd(const core::Tensor& logits, const core::Tensor& targets,
                                  const core::Tensor& lse, int32_t ignore_index,
                                  int64_t global_token_count, core::Tensor& dlogits) const = 0;
+  // dst's block (=|+=) src's block, both f32 2-D views (kernels/cpu/block_copy.h): the reshard
+  // executor's pack and unpack.
+  virtual void copy_block(const core::Tensor& src, core::Tensor& dst, const cpu::Block2d& block,
+                          cpu::BlockCopy mode) const = 0;
+  // The backend's CUDA stream (cudaStream_t) for communicators that must order their work with
+  // the kernels; nullptr on the CPU.
+  virtual void* native_stream() const = 0;
   // y = a + b (same shape; y may alias a or b): the residual additions.
   virtual void add(const core::Tensor& a, const core::Tensor& b, core::Tensor& y) const = 0;
 
@@ -121,6 +129,10 @@ const Ops& cpu_ops();
 
 // True when this build has the CUDA backend (HYD_WITH_CUDA).
 bool cuda_backend_built();
+
+// Makes GPU `index` the current one of this thread (one GPU per rank: its local rank). Errors:
+// no CUDA backend built, or no such GPU.
+core::Status select_cuda_device(int index);
 
 // The backend for `device`: the CPU one, or a new CUDA one (own stream) on the current GPU.
 // Errors: CUDA not built, or no GPU visible.

@@ -2,8 +2,9 @@
 // it sends to each peer into one buffer, all transfers of the step run as one grouped
 // point-to-point call, and every rank unpacks what it received in increasing source rank (its
 // own local copies at its own rank's turn), so accumulated sums have a fixed order on every run.
-// Tensors are the local tensors of the two layouts on this rank (CPU, f32 or f64; shapes of
-// rows × cols elements). Propagation bytes per call are returned for the metrics and the bench.
+// Tensors are the local tensors of the two layouts on this rank (f32, on the backend's device;
+// rows × cols elements); blocks move through Ops::copy_block, so the same code runs on the CPU
+// (MPI, threads) and on GPUs (NCCL). Propagation bytes per call are returned for the metrics and the bench.
 // Tests: tests/parallel/reshard_exec_test.cpp.
 #pragma once
 
@@ -13,6 +14,7 @@
 #include "comm/communicator.h"
 #include "core/status.h"
 #include "core/tensor.h"
+#include "model/ops.h"
 #include "parallel/reshard.h"
 
 namespace hydraulis::parallel {
@@ -26,6 +28,7 @@ struct ReshardStats {
 // `src` / `dst`: this rank's local tensors of the plan's source / destination layout, in layout
 // order. kAssign overwrites the covered dst elements; kAccumulate adds into dst (zero it first).
 core::StatusOr<ReshardStats> run_reshard(const ReshardPlan& plan, comm::Communicator& world,
+                                         const model::Ops& ops,
                                          const std::vector<core::Tensor>& src,
                                          std::vector<core::Tensor>& dst);
 

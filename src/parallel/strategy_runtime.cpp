@@ -142,31 +142,43 @@ core::StatusOr<StageResult> StrategyRuntime::run(const std::vector<model::MicroB
   const model::Ops& ops = store_->ops();
   const core::DType dt = ops.compute_dtype(store_->dtype());
   const bool first = coord_.stage == 0, last = coord_.stage == scheme.pp - 1;
+  // Sends wait for the next receive and go out in one group with it (Megatron's
+  // send_forward_recv_backward): with unbuffered sends (NCCL) two neighbours that each send
+  // before receiving in the 1F1B steady state would otherwise block each other.
+  std::vector<comm::P2POp> pending;
+  auto receive = [&](core::Tensor& t, int peer) -> core::Status {
+    pending.push_back({comm::P2POp::Kind::kRecv, peer, t});
+    core::Status status = world_->group_p2p(pending);
+    pending.clear();
+    return status;
+  };
   for (const PipeOp& op : schedule[size_t(coord_.stage)]) {
     const model::MicroBatch& mb = local[size_t(op.micro_batch)];
     const int64_t T = mb.num_tokens();
+    model::StageState& state = states[size_t(op.micro_batch)];
     if (op.kind == PipeOp::kForward) {
       core::Tensor input;
       if (!first) {
         input = ops.empty({T, shard_config_.hidden}, dt);  // (T, C)
-        HYD_RETURN_IF_ERROR(world_->recv(input, prev_rank_));
+        HYD_RETURN_IF_ERROR(receive(input, prev_rank_));
       }
-      auto out = model_->forward_stage(mb, input, global_target_count, states[size_t(op.micro_batch)]);
+      auto out = model_->forward_stage(mb, input, global_target_count, state);
       if (!out.is_ok()) {
         return out.status().with_context(fmt::format("micro-batch {}", op.micro_batch));
       }
-      if (!last) HYD_RETURN_IF_ERROR(world_->send(*out, next_rank_));
-      if (last && coord_.tp_rank == 0) result.loss += states[size_t(op.micro_batch)].loss;
+      if (!last) pending.push_back({comm::P2POp::Kind::kSend, next_rank_, *out});
+      if (last && coord_.tp_rank == 0) result.loss += state.loss;
     } else {
       core::Tensor dy;
       if (!last) {
         dy = ops.empty({T, shard_config_.hidden}, dt);  // (T, C)
-        HYD_RETURN_IF_ERROR(world_->recv(dy, next_rank_));
+        HYD_RETURN_IF_ERROR(receive(dy, next_rank_));
       }
-      core::Tensor dx = model_->backward_stage(states[size_t(op.micro_batch)], dy);
-      if (!first) HYD_RETURN_IF_ERROR(world_->send(dx, prev_rank_));
+      core::Tensor dx = model_->backward_stage(state, dy);
+      if (!first) pending.push_back({comm::P2POp::Kind::kSend, prev_rank_, dx});
     }
   }
+  if (!pending.empty()) HYD_RETURN_IF_ERROR(world_->group_p2p(pending));
   return result;
 }
 

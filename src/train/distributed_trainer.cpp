@@ -80,12 +80,31 @@ DistributedTrainer::~DistributedTrainer() = default;
 core::StatusOr<std::unique_ptr<DistributedTrainer>> DistributedTrainer::create(
     const DistributedConfig& config, const data::IndexedDataset& dataset,
     std::shared_ptr<comm::Communicator> world) {
+  if (config.trainer.device != core::Device::kCpu) {
+    return core::invalid_argument(
+        "a GPU run needs its device communicator and backend: use the create() that takes them");
+  }
+  HYD_ASSIGN_OR_RETURN(std::shared_ptr<const model::Ops> ops, model::make_ops(core::Device::kCpu));
+  return create(config, dataset, world, world, ops);
+}
+
+core::StatusOr<std::unique_ptr<DistributedTrainer>> DistributedTrainer::create(
+    const DistributedConfig& config, const data::IndexedDataset& dataset,
+    std::shared_ptr<comm::Communicator> world, std::shared_ptr<comm::Communicator> device_world,
+    std::shared_ptr<const model::Ops> ops) {
+  HYD_CHECK(world && device_world && ops && device_world->size() == world->size() &&
+                device_world->device() == ops->device(),
+            "DistributedTrainer::create: the device communicator must carry {} tensors over the "
+            "same ranks",
+            ops ? ops->description() : "the backend's");
   HYD_RETURN_IF_ERROR(config.trainer.validate());
   if (config.strategies.empty()) return core::invalid_argument("--strategies lists no strategy");
   std::unique_ptr<DistributedTrainer> t(new DistributedTrainer());
   t->config_ = config;
   t->dataset_ = &dataset;
   t->world_ = world;
+  t->device_world_ = device_world;
+  t->ops_ = ops;
   TrainerConfig& c = t->config_.trainer;
   const int W = world->size();
   for (size_t k = 0; k < config.strategies.size(); ++k) {
@@ -106,17 +125,12 @@ core::StatusOr<std::unique_ptr<DistributedTrainer>> DistributedTrainer::create(
     }
   }
   HYD_RETURN_IF_ERROR(check_ranks_agree(*world, config, dataset));
-  HYD_ASSIGN_OR_RETURN(t->ops_, model::make_ops(c.device));
+  if (ops->device() != c.device) {
+    return core::invalid_argument("--device {} but the backend is {}",
+                                  core::device_name(c.device), ops->description());
+  }
   // One rank with one strategy: the optimizer works on the runtime's own tensors.
   t->aliased_ = W == 1 && config.strategies.size() == 1;
-  if (!t->aliased_ && c.device != core::Device::kCpu) {
-    return core::make_error(core::StatusCode::kUnimplemented,
-                            "{} ranks on --device cuda: propagating parameters between GPU "
-                            "layouts needs the device reshard executor, which this build does not "
-                            "have yet; train multi-rank on --device cpu, or on one GPU with one "
-                            "strategy",
-                            W);
-  }
 
   // The planner's view of every strategy (scheme space given or analytic).
   planner::SchemeSpace space =
@@ -144,7 +158,7 @@ core::StatusOr<std::unique_ptr<DistributedTrainer>> DistributedTrainer::create(
                        parallel::optimizer_layout(t->params_, homogeneous, c.model));
   for (const planner::Strategy& s : config.strategies) {
     HYD_ASSIGN_OR_RETURN(auto rt,
-                         parallel::StrategyRuntime::create(world, s, c.model, c.model_options,
+                         parallel::StrategyRuntime::create(device_world, s, c.model, c.model_options,
                                                            t->params_, t->optimizer_layout_, t->ops_));
     t->runtimes_.push_back(std::move(rt));
   }
@@ -177,8 +191,8 @@ core::StatusOr<std::unique_ptr<DistributedTrainer>> DistributedTrainer::create(
       shard.grad = p.grad;
       shard.compute = p.compute;
     } else {
-      shard.value = host;
-      shard.grad = core::Tensor::zeros(host.shape(), core::DType::kF32);
+      shard.value = t->ops_->upload_as(host, core::DType::kF32);
+      shard.grad = t->ops_->zeros(host.shape(), core::DType::kF32);
     }
     shards.push_back(std::move(shard));
   }
@@ -238,7 +252,7 @@ core::StatusOr<StepMetrics> DistributedTrainer::step() {
   }
   if (!aliased_) {
     std::vector<core::Tensor> local = rt.values();
-    HYD_RETURN_IF_ERROR(parallel::run_reshard(rt.propagate_plan(), *world_, shard_values, local).status());
+    HYD_RETURN_IF_ERROR(parallel::run_reshard(rt.propagate_plan(), *device_world_, *ops_, shard_values, local).status());
     rt.store().refresh_compute();
   }
   rt.store().zero_grads();
@@ -262,7 +276,7 @@ core::StatusOr<StepMetrics> DistributedTrainer::step() {
   // Reduce gradients into the optimizer layout (summed over pipelines and cp ranks).
   if (!aliased_) {
     optimizer_->zero_grads();
-    HYD_RETURN_IF_ERROR(parallel::run_reshard(rt.reduce_plan(), *world_, rt.grads(), shard_grads).status());
+    HYD_RETURN_IF_ERROR(parallel::run_reshard(rt.reduce_plan(), *device_world_, *ops_, rt.grads(), shard_grads).status());
   }
   HYD_ASSIGN_OR_RETURN(m.loss, world_sum(*world_, result.loss));
   HYD_ASSIGN_OR_RETURN(m.grad_norm, optimizer_->grad_norm());

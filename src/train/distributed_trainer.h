@@ -47,6 +47,12 @@ class DistributedTrainer {
   static core::StatusOr<std::unique_ptr<DistributedTrainer>> create(
       const DistributedConfig& config, const data::IndexedDataset& dataset,
       std::shared_ptr<comm::Communicator> world);
+  // The same with the tensors on `ops`' device: `device_world` carries them (NCCL on GPUs, its
+  // work ordered on ops' stream) while `world` carries host scalars and the start-up checks.
+  static core::StatusOr<std::unique_ptr<DistributedTrainer>> create(
+      const DistributedConfig& config, const data::IndexedDataset& dataset,
+      std::shared_ptr<comm::Communicator> world, std::shared_ptr<comm::Communicator> device_world,
+      std::shared_ptr<const model::Ops> ops);
   ~DistributedTrainer();
 
   core::StatusOr<StepMetrics> step();
@@ -61,7 +67,7 @@ class DistributedTrainer {
 
   DistributedConfig config_;
   const data::IndexedDataset* dataset_ = nullptr;
-  std::shared_ptr<comm::Communicator> world_;
+  std::shared_ptr<comm::Communicator> world_, device_world_;
   std::shared_ptr<const model::Ops> ops_;
   std::unique_ptr<data::GlobalBatchSampler> sampler_;
   std::vector<planner::StrategyModel> strategy_models_;
