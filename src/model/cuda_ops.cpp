@@ -140,18 +140,18 @@ class CudaOps final : public Ops {
                           Tensor& dx) const override {
     cuda::rope_positions_bwd(dy, positions, theta, dx, stream_);
   }
-  // The segment form of attention has no CUDA kernel yet: cp > 1 on GPUs is refused at start-up
-  // (supports_attention_segments), so these are never reached.
-  void attention_segments_fwd(const Tensor&, const Tensor&, const Tensor&, const Tensor&,
-                              const Tensor&, Tensor&, Tensor&) const override {
-    HYD_CHECK(false, "attention_segments_fwd: no CUDA kernel (context parallelism on GPUs)");
+  void attention_segments_fwd(const Tensor& q, const Tensor& k, const Tensor& v,
+                              const Tensor& cu_q, const Tensor& cu_k, Tensor& out,
+                              Tensor& lse) const override {
+    cuda::attention_segments_fwd(q, k, v, cu_q, cu_k, out, lse, stream_);
   }
-  void attention_segments_bwd(const Tensor&, const Tensor&, const Tensor&, const Tensor&,
-                              const Tensor&, const Tensor&, const Tensor&, const Tensor&, Tensor&,
-                              Tensor&, Tensor&) const override {
-    HYD_CHECK(false, "attention_segments_bwd: no CUDA kernel (context parallelism on GPUs)");
+  void attention_segments_bwd(const Tensor& dout, const Tensor& q, const Tensor& k,
+                              const Tensor& v, const Tensor& out, const Tensor& lse,
+                              const Tensor& cu_q, const Tensor& cu_k, Tensor& dq, Tensor& dk,
+                              Tensor& dv) const override {
+    cuda::attention_segments_bwd(dout, q, k, v, out, lse, cu_q, cu_k, dq, dk, dv, stream_);
   }
-  bool supports_attention_segments() const override { return false; }
+  bool supports_attention_segments() const override { return true; }
   void swiglu_fwd(const Tensor& gate_up, Tensor& out) const override {
     cuda::swiglu_fwd(gate_up, out, stream_);
   }

@@ -9,7 +9,9 @@
 // with the scale folded into one FFMA per score (p = 2^(s·scale·log2e − m)) and lazy rescaling
 // (O and l are rescaled only when the row max grows by more than 2^8), O += P·V with P
 // reused from the S accumulators as A fragments; a warp skips the key tiles wholly above its
-// rows. Two blocks per SM. Twin: cpu/attention.cpp (attention_fwd).
+// rows. Two blocks per SM. One kernel serves both ops: segment s has its queries at cu_q[s].. and
+// its keys at cu_k[s].., and query i sees keys 0 .. i + shift, shift = k_len − q_len (plain
+// attention: cu_q == cu_k, shift 0). Twin: cpu/attention.cpp (attention_fwd, _segments_fwd).
 #include "kernels/cuda/attention.h"
 
 #include <cmath>
@@ -34,9 +36,9 @@ constexpr int fwd_smem_bytes() {
 template <int kD>
 __global__ void __launch_bounds__(kThreads, 8 / kWarps)
     attention_fwd_kernel(const bf16* __restrict__ q, const bf16* __restrict__ k,
-                         const bf16* __restrict__ v, const int32_t* __restrict__ cu, int num_seqs,
-                         int T, int H, int Hkv, float scale_log2, bf16* __restrict__ out,
-                         float* __restrict__ lse) {
+                         const bf16* __restrict__ v, const int32_t* __restrict__ cu_q,
+                         const int32_t* __restrict__ cu_k, int num_seqs, int Tq, int H, int Hkv,
+                         float scale_log2, bf16* __restrict__ out, float* __restrict__ lse) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
   constexpr int kS = kD + 8;                     // padded row stride (elements)
   bf16* Qs = reinterpret_cast<bf16*>(smem_raw);  // (kBr, kS)
@@ -44,21 +46,24 @@ __global__ void __launch_bounds__(kThreads, 8 / kWarps)
   bf16* Vs = Ks + 2 * kBc * kS;                  // 2 × (kBc, kS)
 
   int seq, qt;
-  if (!detail::find_tile<kBr>(cu, num_seqs, blockIdx.x, seq, qt)) return;
+  if (!detail::find_tile<kBr>(cu_q, num_seqs, blockIdx.x, seq, qt)) return;
   const int h = blockIdx.y, hk = h / (H / Hkv);
-  const int start = cu[seq], len = cu[seq + 1] - start, q0 = qt * kBr;
+  const int q_start = cu_q[seq], q_len = cu_q[seq + 1] - q_start, q0 = qt * kBr;
+  const int k_start = cu_k[seq], k_len = cu_k[seq + 1] - k_start, shift = k_len - q_len;
+  if (shift < 0) __trap();  // a segment with fewer keys than queries: invalid cu_seqlens_k
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, c = lane & 3;
-  const int64_t kv_off = (int64_t(start) * Hkv + hk) * kD, kv_ld = int64_t(Hkv) * kD;
+  const int64_t kv_off = (int64_t(k_start) * Hkv + hk) * kD, kv_ld = int64_t(Hkv) * kD;
 
-  detail::load_tile_async<kBr, kD, kThreads>(Qs, q + (int64_t(start) * H + h) * kD, int64_t(H) * kD,
-                                             q0, len);
-  detail::load_tile_async<kBc, kD, kThreads>(Ks, k + kv_off, kv_ld, 0, len);
-  detail::load_tile_async<kBc, kD, kThreads>(Vs, v + kv_off, kv_ld, 0, len);
+  detail::load_tile_async<kBr, kD, kThreads>(Qs, q + (int64_t(q_start) * H + h) * kD,
+                                             int64_t(H) * kD, q0, q_len);
+  detail::load_tile_async<kBc, kD, kThreads>(Ks, k + kv_off, kv_ld, 0, k_len);
+  detail::load_tile_async<kBc, kD, kThreads>(Vs, v + kv_off, kv_ld, 0, k_len);
   detail::cp_async_commit();
-  // Key tiles: the block needs 0..last_kt; this warp (rows row_lo..row_lo+31) 0..warp_kt.
-  const int last_kt = (min(q0 + kBr, len) - 1) / kBc;
+  // Key tiles: the block needs 0..last_kt; this warp (rows row_lo..row_lo+31) 0..warp_kt. Row i
+  // sees keys up to i + shift < k_len.
+  const int last_kt = (min(q0 + kBr, q_len) - 1 + shift) / kBc;
   const int row_lo = q0 + warp * kMT * 16;
-  const int warp_kt = row_lo < len ? (min(row_lo + kMT * 16, len) - 1) / kBc : -1;
+  const int warp_kt = row_lo < q_len ? (min(row_lo + kMT * 16, q_len) - 1 + shift) / kBc : -1;
 
   float o[kMT][kD / 8][4] = {};
   float m[kMT][2], l[kMT][2];  // rows g and g + 8 of each m-tile
@@ -79,9 +84,9 @@ __global__ void __launch_bounds__(kThreads, 8 / kWarps)
     if (kt < last_kt) {  // prefetch tile kt + 1 into the buffer consumed in iteration kt − 1
       const int nb = (kt + 1) & 1;
       detail::load_tile_async<kBc, kD, kThreads>(Ks + nb * kBc * kS, k + kv_off, kv_ld,
-                                                 (kt + 1) * kBc, len);
+                                                 (kt + 1) * kBc, k_len);
       detail::load_tile_async<kBc, kD, kThreads>(Vs + nb * kBc * kS, v + kv_off, kv_ld,
-                                                 (kt + 1) * kBc, len);
+                                                 (kt + 1) * kBc, k_len);
       detail::cp_async_commit();
     }
     if (kt <= warp_kt) {
@@ -108,7 +113,8 @@ __global__ void __launch_bounds__(kThreads, 8 / kWarps)
 #pragma unroll
       for (int mt = 0; mt < kMT; ++mt) {
         const int mt_lo = row_lo + mt * 16;
-        const bool masked = kt * kBc + kBc - 1 > mt_lo || (kt + 1) * kBc > len;
+        // Row mt_lo (the m-tile's first) has the lowest limit, mt_lo + shift.
+        const bool masked = kt * kBc + kBc - 1 > mt_lo + shift || (kt + 1) * kBc > k_len;
         float mx[2] = {-INFINITY, -INFINITY};  // raw row max of this tile
 #pragma unroll
         for (int n = 0; n < kBc / 8; ++n) {
@@ -116,7 +122,7 @@ __global__ void __launch_bounds__(kThreads, 8 / kWarps)
           for (int e = 0; e < 4; ++e) {
             if (masked) {
               int key = kt * kBc + n * 8 + 2 * c + (e & 1);
-              if (key > qi[mt][e >> 1] || key >= len) s[mt][n][e] = -INFINITY;
+              if (key > qi[mt][e >> 1] + shift || key >= k_len) s[mt][n][e] = -INFINITY;
             }
             mx[e >> 1] = fmaxf(mx[e >> 1], s[mt][n][e]);
           }
@@ -192,8 +198,8 @@ __global__ void __launch_bounds__(kThreads, 8 / kWarps)
       float sum = l[mt][r];
       sum += __shfl_xor_sync(0xffffffffu, sum, 1);
       sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-      if (qi[mt][r] >= len) continue;
-      int64_t tok = start + qi[mt][r];
+      if (qi[mt][r] >= q_len) continue;
+      int64_t tok = q_start + qi[mt][r];
       float inv = 1.f / sum;
       bf16* orow = out + (tok * H + h) * kD;  // (kD)
 #pragma unroll
@@ -201,43 +207,66 @@ __global__ void __launch_bounds__(kThreads, 8 / kWarps)
         *reinterpret_cast<__nv_bfloat162*>(orow + n * 8 + 2 * c) =
             __floats2bfloat162_rn(o[mt][n][2 * r] * inv, o[mt][n][2 * r + 1] * inv);
       }
-      if (c == 0) lse[int64_t(h) * T + tok] = (m[mt][r] + log2f(sum)) / detail::kLog2e;
+      if (c == 0) lse[int64_t(h) * Tq + tok] = (m[mt][r] + log2f(sum)) / detail::kLog2e;
     }
   }
 }
 
 template <int kD>
 void launch_fwd(const core::Tensor& q, const core::Tensor& k, const core::Tensor& v,
-                const core::Tensor& cu, core::Tensor& out, core::Tensor& lse, cudaStream_t stream) {
-  int T = int(q.size(0)), H = int(q.size(1)), Hkv = int(k.size(1)), B = int(cu.numel() - 1);
+                const core::Tensor& cu_q, const core::Tensor& cu_k, core::Tensor& out,
+                core::Tensor& lse, cudaStream_t stream) {
+  int Tq = int(q.size(0)), H = int(q.size(1)), Hkv = int(k.size(1)), B = int(cu_q.numel() - 1);
   constexpr int smem = fwd_smem_bytes<kD>();
   HYD_CUDA_CHECK(cudaFuncSetAttribute(attention_fwd_kernel<kD>,
                                       cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-  dim3 grid((T + kBr - 1) / kBr + B, H);
+  dim3 grid((Tq + kBr - 1) / kBr + B, H);
   float scale_log2 = float(1.0 / std::sqrt(double(kD))) * detail::kLog2e;
   attention_fwd_kernel<kD><<<grid, kThreads, smem, stream>>>(
-      detail::ptr<bf16>(q), detail::ptr<bf16>(k), detail::ptr<bf16>(v), detail::ptr<int32_t>(cu), B,
-      T, H, Hkv, scale_log2, detail::ptr<bf16>(out), detail::ptr<float>(lse));
+      detail::ptr<bf16>(q), detail::ptr<bf16>(k), detail::ptr<bf16>(v),
+      detail::ptr<int32_t>(cu_q), detail::ptr<int32_t>(cu_k), B, Tq, H, Hkv, scale_log2,
+      detail::ptr<bf16>(out), detail::ptr<float>(lse));
   HYD_CUDA_LAUNCH_CHECK();
+}
+
+void run_fwd(const core::Tensor& q, const core::Tensor& k, const core::Tensor& v,
+             const core::Tensor& cu_q, const core::Tensor& cu_k, core::Tensor& out,
+             core::Tensor& lse, cudaStream_t stream, const char* op) {
+  detail::check_attention_args(q, k, v, cu_q, cu_k, op);
+  detail::check_tensor(out, core::DType::kBF16, q.shape(), op);
+  detail::check_tensor(lse, core::DType::kF32, {q.size(1), q.size(0)}, op);
+  if (q.size(0) == 0) return;
+  if (q.size(2) == 64) {
+    launch_fwd<64>(q, k, v, cu_q, cu_k, out, lse, stream);
+  } else {
+    launch_fwd<128>(q, k, v, cu_q, cu_k, out, lse, stream);
+  }
 }
 
 }  // namespace
 
 namespace detail {
-// Shared with attention_bwd.cu: the common argument checks of both directions.
+// q (Tq, H, D), k and v (Tk, Hkv, D); cu_q and cu_k (B + 1) on the device. Per-segment
+// k_len ≥ q_len is checked by the kernels (a trap): the offsets live on the device.
 void check_attention_args(const core::Tensor& q, const core::Tensor& k, const core::Tensor& v,
-                          const core::Tensor& cu, const char* op) {
+                          const core::Tensor& cu_q, const core::Tensor& cu_k, const char* op) {
   using core::DType;
   HYD_CHECK(q.dim() == 3 && k.dim() == 3,
-            "{}: q (T, H, D) and k (T, Hkv, D) expected, got {} and {}", op, q.describe(),
+            "{}: q (Tq, H, D) and k (Tk, Hkv, D) expected, got {} and {}", op, q.describe(),
             k.describe());
-  int64_t T = q.size(0), H = q.size(1), Hkv = k.size(1), D = q.size(2);
+  int64_t Tk = k.size(0), H = q.size(1), Hkv = k.size(1), D = q.size(2);
   check_tensor(q, DType::kBF16, {}, op);
-  check_tensor(k, DType::kBF16, {T, Hkv, D}, op);
-  check_tensor(v, DType::kBF16, {T, Hkv, D}, op);
-  check_tensor(cu, DType::kI32, {}, op);
-  HYD_CHECK(cu.dim() == 1 && cu.numel() >= 2, "{}: cu_seqlens must be (B + 1), is {}", op,
-            cu.describe());
+  check_tensor(k, DType::kBF16, {Tk, Hkv, D}, op);
+  check_tensor(v, DType::kBF16, {Tk, Hkv, D}, op);
+  check_tensor(cu_q, DType::kI32, {}, op);
+  check_tensor(cu_k, DType::kI32, {}, op);
+  HYD_CHECK(cu_q.dim() == 1 && cu_q.numel() >= 2, "{}: cu_seqlens must be (B + 1), is {}", op,
+            cu_q.describe());
+  HYD_CHECK(cu_k.dim() == 1 && cu_k.numel() == cu_q.numel(),
+            "{}: cu_seqlens_k {} must have the size of cu_seqlens_q {}", op, cu_k.describe(),
+            cu_q.describe());
+  HYD_CHECK(Tk >= q.size(0), "{}: {} keys for {} queries (each segment needs k_len >= q_len)",
+            op, Tk, q.size(0));
   HYD_CHECK(Hkv > 0 && H % Hkv == 0, "{}: kv heads {} must divide query heads {}", op, Hkv, H);
   HYD_CHECK(D == 64 || D == 128, "{}: head dim {} unsupported (64 or 128)", op, D);
   HYD_CHECK(aligned16(q.raw_data()) && aligned16(k.raw_data()) && aligned16(v.raw_data()),
@@ -248,15 +277,15 @@ void check_attention_args(const core::Tensor& q, const core::Tensor& k, const co
 void attention_fwd(const core::Tensor& q, const core::Tensor& k, const core::Tensor& v,
                    const core::Tensor& cu_seqlens, core::Tensor& out, core::Tensor& lse,
                    cudaStream_t stream) {
-  detail::check_attention_args(q, k, v, cu_seqlens, "attention_fwd");
-  detail::check_tensor(out, core::DType::kBF16, q.shape(), "attention_fwd out");
-  detail::check_tensor(lse, core::DType::kF32, {q.size(1), q.size(0)}, "attention_fwd lse");
-  if (q.size(0) == 0) return;
-  if (q.size(2) == 64) {
-    launch_fwd<64>(q, k, v, cu_seqlens, out, lse, stream);
-  } else {
-    launch_fwd<128>(q, k, v, cu_seqlens, out, lse, stream);
-  }
+  HYD_CHECK(k.dim() == 3 && k.size(0) == q.size(0), "attention_fwd: q {} and k {} differ in tokens",
+            q.describe(), k.describe());
+  run_fwd(q, k, v, cu_seqlens, cu_seqlens, out, lse, stream, "attention_fwd");
+}
+
+void attention_segments_fwd(const core::Tensor& q, const core::Tensor& k, const core::Tensor& v,
+                            const core::Tensor& cu_seqlens_q, const core::Tensor& cu_seqlens_k,
+                            core::Tensor& out, core::Tensor& lse, cudaStream_t stream) {
+  run_fwd(q, k, v, cu_seqlens_q, cu_seqlens_k, out, lse, stream, "attention_segments_fwd");
 }
 
 }  // namespace hydraulis::cuda

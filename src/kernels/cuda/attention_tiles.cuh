@@ -1,7 +1,8 @@
 // Building blocks of the flash-attention kernels (attention_fwd.cu, attention_bwd.cu): the
 // bf16 m16n8k16 tensor-core MMA, fragment packing, ldmatrix fragment loads (plain and transposed),
 // cp.async tile loads into padded shared memory (row stride D + 8 elements = 16 bytes of padding:
-// the 8 row addresses of one 8×8 ldmatrix land in distinct bank groups) and the varlen schedule.
+// the 8 row addresses of one 8×8 ldmatrix land in distinct bank groups), the varlen schedule and
+// the shared argument checks.
 // Fragment layout of mma.m16n8k16 (g = lane / 4, c = lane % 4): A regs {(g, 2c), (g+8, 2c), (g,
 // 2c+8), (g+8, 2c+8)} (each a bf16 pair along k), B regs {(k = 2c, n = g), (k = 2c+8, n = g)}, C/D
 // {(g, 2c), (g, 2c+1), (g+8, 2c), (g+8, 2c+1)}.
@@ -12,6 +13,10 @@
 namespace hydraulis::cuda::detail {
 
 constexpr float kLog2e = 1.4426950408889634f;
+
+// Argument checks shared by both directions of both ops (defined in attention_fwd.cu).
+void check_attention_args(const core::Tensor& q, const core::Tensor& k, const core::Tensor& v,
+                          const core::Tensor& cu_q, const core::Tensor& cu_k, const char* op);
 
 __device__ __forceinline__ void mma_bf16(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
                                          uint32_t b1) {
