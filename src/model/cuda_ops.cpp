@@ -9,6 +9,7 @@
 #include "kernels/cuda/adamw.h"
 #include "kernels/cuda/add.h"
 #include "kernels/cuda/attention.h"
+#include "kernels/cuda/block_copy.h"
 #include "kernels/cuda/cross_entropy.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/device.h"
@@ -151,6 +152,11 @@ class CudaOps final : public Ops {
                               Tensor& dv) const override {
     cuda::attention_segments_bwd(dout, q, k, v, out, lse, cu_q, cu_k, dq, dk, dv, stream_);
   }
+  void copy_block(const Tensor& src, Tensor& dst, const cpu::Block2d& block,
+                  cpu::BlockCopy mode) const override {
+    cuda::copy_block(src, dst, block, mode, stream_);
+  }
+  void* native_stream() const override { return stream_; }
   bool supports_attention_segments() const override { return true; }
   void swiglu_fwd(const Tensor& gate_up, Tensor& out) const override {
     cuda::swiglu_fwd(gate_up, out, stream_);
@@ -193,6 +199,18 @@ class CudaOps final : public Ops {
 };
 
 }  // namespace
+
+core::Status select_cuda_device(int index) {
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess || index < 0 || index >= count) {
+    return core::make_error(core::StatusCode::kFailedPrecondition,
+                            "GPU {} requested but {} GPU(s) are visible: start at most one rank per "
+                            "GPU on each node (check CUDA_VISIBLE_DEVICES)",
+                            index, count);
+  }
+  HYD_CUDA_CHECK(cudaSetDevice(index));
+  return core::Status::ok();
+}
 
 core::StatusOr<std::shared_ptr<const Ops>> make_cuda_ops() {
   if (!cuda::device_available()) {

@@ -8,6 +8,7 @@
 #include "cuda_test_util.h"
 #include "kernels/cpu/cpu_kernels.h"
 #include "kernels/cuda/adamw.h"
+#include "kernels/cuda/block_copy.h"
 #include "kernels/cuda/cross_entropy.h"
 #include "kernels/cuda/embedding.h"
 #include "kernels/cuda/rms_norm.h"
@@ -94,6 +95,19 @@ TEST_F(CudaTest, RopeAtExplicitPositionsMatchesCpu) {
   expect_close(to_host_f32(yd, stream_), y_ref, 2 * kBf16Eps, "rope positions y");
   rope_positions_bwd(xd, posd, 10000.0, xd, stream_);
   expect_close(to_host_f32(xd, stream_), dx_ref, 2 * kBf16Eps, "rope positions dx");
+}
+
+TEST_F(CudaTest, BlockCopyMatchesCpu) {
+  Tensor src = random_bf16_values({37, 19}, rng_);  // values exact in f32
+  Tensor dst_init = random_bf16_values({41, 23}, rng_);
+  const cpu::Block2d block{3, 2, 5, 4, 30, 15};
+  for (cpu::BlockCopy mode : {cpu::BlockCopy::kAssign, cpu::BlockCopy::kAccumulate}) {
+    Tensor ref = dst_init.clone();
+    cpu::copy_block(src, ref, block, mode);
+    Tensor dd = to_device(dst_init, stream_);
+    copy_block(to_device(src, stream_), dd, block, mode, stream_);
+    expect_close(to_host(dd, stream_), ref, 0.0, "copy_block");
+  }
 }
 
 TEST_F(CudaTest, RopeAtLargePositions) {
