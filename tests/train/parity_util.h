@@ -46,7 +46,7 @@ inline Reference make_reference(const TrainerConfig& config, const data::Indexed
     ref.losses.push_back(m.loss);
     std::vector<std::pair<std::string, core::Tensor>> grads;
     for (const model::Parameter& p : trainer->params().all()) {
-      grads.emplace_back(p.name, p.grad.clone());
+      grads.emplace_back(p.name, trainer->ops().to_host(p.grad).clone());
     }
     ref.grads.push_back(std::move(grads));
   }
@@ -61,21 +61,25 @@ inline const Reference& single_device_reference(const data::IndexedDataset& data
   return ref;
 }
 
-// One rank's run: every step's loss and every gathered parameter gradient against `ref`;
-// mismatches go to fail() (rank 0 reports gradients, every rank its loss).
-inline core::Status check_rank(comm::Communicator& comm, const DistributedConfig& config,
-                               const data::IndexedDataset& dataset, const Reference& ref,
-                               const std::function<void(std::string)>& fail) {
-  // The caller owns the communicator; the trainer shares a non-owning alias for this call.
-  std::shared_ptr<comm::Communicator> self(&comm, [](comm::Communicator*) {});
-  HYD_ASSIGN_OR_RETURN(auto trainer, DistributedTrainer::create(config, dataset, self));
+// Relative loss error and gradient error (max |Δ| over the tensor's largest |g|) allowed: fp32 on
+// the CPU by default.
+struct Tolerance {
+  double loss = 2e-5;
+  double grad = 1e-4;
+};
+
+// One rank's run of an already created trainer: every step's loss and every gathered parameter
+// gradient against `ref`; mismatches go to fail() (rank 0 reports gradients, every rank its loss).
+inline core::Status check_trainer(int rank, DistributedTrainer& trainer, const Reference& ref,
+                                  const std::function<void(std::string)>& fail,
+                                  Tolerance tol = {}) {
   for (size_t s = 0; s < ref.losses.size(); ++s) {
-    HYD_ASSIGN_OR_RETURN(StepMetrics m, trainer->step());
-    if (std::abs(m.loss - ref.losses[s]) > 2e-5 * std::abs(ref.losses[s])) {
+    HYD_ASSIGN_OR_RETURN(StepMetrics m, trainer.step());
+    if (std::abs(m.loss - ref.losses[s]) > tol.loss * std::abs(ref.losses[s])) {
       fail(fmt::format("step {} loss {} vs single device {}", s + 1, m.loss, ref.losses[s]));
     }
     for (const auto& [name, expected] : ref.grads[s]) {
-      HYD_ASSIGN_OR_RETURN(core::Tensor got, trainer->gather_parameter(name, true));
+      HYD_ASSIGN_OR_RETURN(core::Tensor got, trainer.gather_parameter(name, true));
       double scale = 0, worst = 0;
       for (int64_t i = 0; i < expected.numel(); ++i) {
         scale = std::max(scale, std::abs(model::element(expected, i)));
@@ -83,12 +87,22 @@ inline core::Status check_rank(comm::Communicator& comm, const DistributedConfig
       for (int64_t i = 0; i < expected.numel(); ++i) {
         worst = std::max(worst, std::abs(model::element(got, i) - model::element(expected, i)));
       }
-      if (comm.rank() == 0 && worst > 1e-4 * std::max(scale, 1e-6)) {
+      if (rank == 0 && worst > tol.grad * std::max(scale, 1e-6)) {
         fail(fmt::format("step {} {}: max |Δgrad| {} (grad scale {})", s + 1, name, worst, scale));
       }
     }
   }
   return core::Status::ok();
+}
+
+// check_trainer of a CPU run over `comm` (the caller owns it; the trainer shares a non-owning
+// alias for this call).
+inline core::Status check_rank(comm::Communicator& comm, const DistributedConfig& config,
+                               const data::IndexedDataset& dataset, const Reference& ref,
+                               const std::function<void(std::string)>& fail) {
+  std::shared_ptr<comm::Communicator> self(&comm, [](comm::Communicator*) {});
+  HYD_ASSIGN_OR_RETURN(auto trainer, DistributedTrainer::create(config, dataset, self));
+  return check_trainer(comm.rank(), *trainer, ref, fail);
 }
 
 }  // namespace hydraulis::train::testing

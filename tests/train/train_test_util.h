@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <cstdlib>
 #include <fstream>
 #include <string>
@@ -29,7 +31,9 @@ inline std::string real_dataset(int documents) {
                                              source_path("data/gpt2/merges.txt"));
   std::ifstream in(source_path("data/corpora/web.jsonl"));
   if (!tokenizer.is_ok() || !in) return "";
-  std::string path = ::testing::TempDir() + "/train_test_web_" + std::to_string(documents);
+  // One file per process: the ranks of an mpirun test each build their own copy.
+  std::string path = ::testing::TempDir() + "/train_test_web_" + std::to_string(documents) + "_" +
+                     std::to_string(getpid());
   auto writer = data::IndexedDatasetWriter::create(path, data::TokenDType::kU16);
   EXPECT_TRUE(writer.is_ok());
   std::string line;
