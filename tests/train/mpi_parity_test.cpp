@@ -1,7 +1,8 @@
-// Parallel parity under mpirun (4 processes, OpenMPI, CPU tensors): the heterogeneous strategy
-// [(1,2,1),(1,1,2)], a run switching between two heterogeneous strategies every step, and cp2 ×
-// pp2 reproduce the single-device losses and gradients for 5 steps (parity_util.h). The same
-// checks over threads: parity_test.cpp.
+// Parallel parity under mpirun (1, 2 and 4 processes, OpenMPI, CPU tensors): single rank, dp2,
+// tp2, pp2, cp2, pp4 with uneven layers, tp2×pp2, cp2×pp2, the heterogeneous strategy
+// [(1,2,1),(1,1,2)] and a run switching between two heterogeneous strategies every step reproduce
+// the single-device losses and gradients for 5 steps (parity_util.h). The same checks over
+// threads: parity_test.cpp.
 #include <gtest/gtest.h>
 
 #include "comm/mpi_test_world.h"
@@ -32,15 +33,31 @@ void expect_mpi_parity(const std::string& strategies, std::vector<int> forced) {
   }
 }
 
+// Each layout needs its rank count; ctest runs this binary with 1, 2 and 4 ranks.
+void on_ranks(int ranks, const std::string& strategies, std::vector<int> forced = {}) {
+  if (comm::testing::mpi_test_world().size() != ranks) {
+    GTEST_SKIP() << "needs " << ranks << " ranks";
+  }
+  expect_mpi_parity(strategies, std::move(forced));
+}
+
+TEST(MpiParity, SingleRank) { on_ranks(1, "[[(1, 1, 1)]]"); }
+TEST(MpiParity, DataParallel2) { on_ranks(2, "[[(1, 1, 1), (1, 1, 1)]]"); }
+TEST(MpiParity, TensorParallel2) { on_ranks(2, "[[(1, 2, 1)]]"); }
+TEST(MpiParity, PipelineParallel2) { on_ranks(2, "[[(1, 1, 2)]]"); }
+TEST(MpiParity, ContextParallel2) { on_ranks(2, "[[(2, 1, 1)]]"); }
+TEST(MpiParity, PipelineParallel4UnevenLayers) { on_ranks(4, "[[(1, 1, 4)]]"); }
+TEST(MpiParity, TensorTimesPipeline) { on_ranks(4, "[[(1, 2, 2)]]"); }
+TEST(MpiParity, ContextTimesPipeline) { on_ranks(4, "[[(2, 1, 2)]]"); }
 TEST(MpiParity, Heterogeneous) {
-  expect_mpi_parity("[[(1, 2, 1), (1, 2, 1)], [(1, 2, 1), (1, 1, 2)]]", {1});
+  on_ranks(4, "[[(1, 2, 1), (1, 2, 1)], [(1, 2, 1), (1, 1, 2)]]", {1});
 }
 TEST(MpiParity, SwitchesBetweenHeterogeneousStrategiesEveryStep) {
-  expect_mpi_parity("[[(1, 1, 1), (1, 1, 1), (1, 1, 1), (1, 1, 1)], [(1, 2, 1), (1, 1, 2)], "
-                    "[(2, 1, 1), (1, 1, 2)]]",
-                    {1, 2, 1, 2, 1});
+  on_ranks(4,
+           "[[(1, 1, 1), (1, 1, 1), (1, 1, 1), (1, 1, 1)], [(1, 2, 1), (1, 1, 2)], "
+           "[(2, 1, 1), (1, 1, 2)]]",
+           {1, 2, 1, 2, 1});
 }
-TEST(MpiParity, ContextTimesPipeline) { expect_mpi_parity("[[(2, 1, 2)]]", {}); }
 
 }  // namespace
 }  // namespace hydraulis::train
