@@ -2,6 +2,7 @@
 #include "train/distributed_trainer.h"
 
 #include <chrono>
+#include <span>
 #include <cmath>
 #include <cstdio>
 
@@ -204,18 +205,46 @@ core::StatusOr<std::unique_ptr<DistributedTrainer>> DistributedTrainer::create(
   return t;
 }
 
+std::future<DistributedTrainer::PlannedBatch> DistributedTrainer::plan_async(int64_t step) {
+  // The sampler advances here, on the calling thread, in step order on every rank; the plan is a
+  // pure function of the batch, so every rank's thread computes the same one.
+  data::GlobalBatch batch = sampler_->next();
+  return std::async(std::launch::async, [this, step, batch = std::move(batch)]() mutable {
+    const auto start = Clock::now();
+    std::vector<int64_t> lengths;
+    for (const data::SequenceRef& ref : batch.sequences) lengths.push_back(ref.tokens);
+    planner::PlannerOptions options;
+    options.method = config_.method;
+    options.seed = uint64_t(step);
+    options.max_seq_len = config_.trainer.max_seq_len + 1;
+    std::span<const planner::StrategyModel> candidates = strategy_models_;
+    int forced = -1;
+    if (!config_.forced_strategies.empty()) {
+      forced = config_.forced_strategies[size_t(step - 1) % config_.forced_strategies.size()];
+      candidates = candidates.subspan(size_t(forced), 1);
+    }
+    PlannedBatch out{std::move(batch),
+                     planner::plan_global_batch(lengths, candidates, options, step - 1), 0};
+    if (forced >= 0 && out.plan.is_ok()) out.plan->strategy = forced;
+    out.planning_ms = ms_since(start);
+    return out;
+  });
+}
+
 core::StatusOr<StepMetrics> DistributedTrainer::step() {
   const auto start = Clock::now();
   const TrainerConfig& c = config_.trainer;
   StepMetrics m;
   m.step = ++step_;
   m.lr = c.lr.lr_at(m.step);
-  // The planner needs only the lengths (from the sampler); each rank reads only the sequences
-  // of its own pipeline, after planning.
-  data::GlobalBatch batch = sampler_->next();
-  std::vector<int64_t> lengths, positions;
+  // This step's plan was made on a CPU thread while the previous step ran (design.md); the next
+  // batch's planning starts now, behind this step's work.
+  if (!next_plan_.valid()) next_plan_ = plan_async(m.step);
+  PlannedBatch planned = next_plan_.get();
+  if (m.step < c.steps) next_plan_ = plan_async(m.step + 1);
+  const data::GlobalBatch& batch = planned.batch;
+  std::vector<int64_t> positions;
   for (const data::SequenceRef& ref : batch.sequences) {
-    lengths.push_back(ref.tokens);
     positions.push_back(ref.tokens - 1);
     m.targets += ref.tokens - 1;
   }
@@ -223,24 +252,11 @@ core::StatusOr<StepMetrics> DistributedTrainer::step() {
   if (m.targets == 0) {
     return core::invalid_argument("step {}: the global batch has no training positions", m.step);
   }
-
-  // Plan (every rank computes the same plan from the same inputs).
-  const auto plan_start = Clock::now();
-  planner::PlannerOptions options;
-  options.method = config_.method;
-  options.seed = uint64_t(m.step);
-  options.max_seq_len = c.max_seq_len + 1;
-  std::vector<planner::StrategyModel> candidates = strategy_models_;
-  int forced = -1;
-  if (!config_.forced_strategies.empty()) {
-    forced = config_.forced_strategies[size_t(m.step - 1) % config_.forced_strategies.size()];
-    candidates = {strategy_models_[size_t(forced)]};
+  if (!planned.plan.is_ok()) {
+    return planned.plan.status().with_context(fmt::format("step {}", m.step));
   }
-  auto planned = planner::plan_global_batch(lengths, candidates, options, m.step - 1);
-  if (!planned.is_ok()) return planned.status().with_context(fmt::format("step {}", m.step));
-  planner::BatchPlan plan = std::move(planned).value();
-  if (forced >= 0) plan.strategy = forced;
-  m.planning_ms = ms_since(plan_start);
+  const planner::BatchPlan& plan = *planned.plan;
+  m.planning_ms = planned.planning_ms;
   m.strategy = plan.strategy;
   parallel::StrategyRuntime& rt = *runtimes_[size_t(plan.strategy)];
 

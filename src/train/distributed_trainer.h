@@ -9,6 +9,7 @@
 // Tests: tests/train/parity_test.cpp (threads), tests/train/mpi_parity_test.cpp (mpirun).
 #pragma once
 
+#include <future>
 #include <memory>
 #include <optional>
 #include <string>
@@ -64,6 +65,14 @@ class DistributedTrainer {
 
  private:
   DistributedTrainer() = default;
+  // A global batch and its plan, made on a planning thread.
+  struct PlannedBatch {
+    data::GlobalBatch batch;
+    core::StatusOr<planner::BatchPlan> plan;
+    double planning_ms = 0;
+  };
+  // Draws the batch of `step` from the sampler and plans it on a thread.
+  std::future<PlannedBatch> plan_async(int64_t step);
 
   DistributedConfig config_;
   const data::IndexedDataset* dataset_ = nullptr;
@@ -79,6 +88,9 @@ class DistributedTrainer {
   MetricsWriter metrics_{""};
   std::vector<StepMetrics> history_;
   int64_t step_ = 0;
+  // Last member: destroyed first, so a planning thread still running finishes while the members
+  // it reads are alive.
+  std::future<PlannedBatch> next_plan_;
 };
 
 }  // namespace hydraulis::train
