@@ -8,6 +8,16 @@
 
 namespace hydraulis::optim {
 
+cpu::AdamWConfig adamw_config(const AdamWOptions& options, double lr, model::WeightDecay decay) {
+  cpu::AdamWConfig config;
+  config.lr = lr;
+  config.beta1 = options.beta1;
+  config.beta2 = options.beta2;
+  config.eps = options.eps;
+  config.weight_decay = decay == model::WeightDecay::kApply ? options.weight_decay : 0.0;
+  return config;
+}
+
 AdamW::AdamW(model::ParameterStore& params, AdamWOptions options)
     : params_(params), options_(options) {
   const model::Ops& ops = params_.ops();
@@ -43,14 +53,9 @@ StepResult AdamW::step(double lr, double grad_norm) {
   ++step_;
   auto& all = params_.all();
   for (size_t i = 0; i < all.size(); ++i) {
-    cpu::AdamWConfig config;
-    config.lr = lr;
-    config.beta1 = options_.beta1;
-    config.beta2 = options_.beta2;
-    config.eps = options_.eps;
-    config.weight_decay = all[i].decay == model::WeightDecay::kApply ? options_.weight_decay : 0.0;
-    params_.ops().adamw_step(all[i].value, all[i].grad, exp_avg_[i], exp_avg_sq_[i], config, step_,
-                             result.clip_factor, all[i].compute);
+    params_.ops().adamw_step(all[i].value, all[i].grad, exp_avg_[i], exp_avg_sq_[i],
+                             adamw_config(options_, lr, all[i].decay), step_, result.clip_factor,
+                             all[i].compute);
   }
   return result;
 }

@@ -24,6 +24,9 @@ struct AdamWOptions {
   double max_grad_norm = 1.0;  // global clipping; <= 0 turns it off
 };
 
+// The kernel's step settings for a parameter with `decay` at learning rate `lr`.
+cpu::AdamWConfig adamw_config(const AdamWOptions& options, double lr, model::WeightDecay decay);
+
 struct StepResult {
   double grad_norm = 0;    // global L2 norm before clipping
   double clip_factor = 1;  // min(1, max_norm / (norm + 1e-6))

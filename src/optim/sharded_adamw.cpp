@@ -34,15 +34,9 @@ StepResult ShardedAdamW::step(double lr, double grad_norm) {
   result.clip_factor = cpu::grad_clip_factor(grad_norm, options_.max_grad_norm);
   ++step_;
   for (size_t i = 0; i < shards_.size(); ++i) {
-    cpu::AdamWConfig config;
-    config.lr = lr;
-    config.beta1 = options_.beta1;
-    config.beta2 = options_.beta2;
-    config.eps = options_.eps;
-    config.weight_decay =
-        shards_[i].decay == model::WeightDecay::kApply ? options_.weight_decay : 0.0;
-    ops_->adamw_step(shards_[i].value, shards_[i].grad, exp_avg_[i], exp_avg_sq_[i], config, step_,
-                     result.clip_factor, shards_[i].compute);
+    ops_->adamw_step(shards_[i].value, shards_[i].grad, exp_avg_[i], exp_avg_sq_[i],
+                     adamw_config(options_, lr, shards_[i].decay), step_, result.clip_factor,
+                     shards_[i].compute);
   }
   return result;
 }

@@ -2,12 +2,11 @@
 #include "train/distributed_trainer.h"
 
 #include <chrono>
-#include <span>
 #include <cmath>
 #include <cstdio>
+#include <span>
 
 #include "core/progress.h"
-#include "model/flops.h"
 #include "optim/sharded_adamw.h"
 #include "parallel/process_grid.h"
 #include "parallel/reshard_exec.h"
@@ -311,15 +310,7 @@ core::StatusOr<StepMetrics> DistributedTrainer::step() {
   }
   ops_->synchronize();
   m.step_ms = ms_since(start);
-  m.tokens_per_s = double(m.tokens) / (m.step_ms / 1e3);
-  if (ops_->device() != core::Device::kCpu) {
-    const double flops = model::training_flops(c.model, positions);
-    m.model_tflops_per_s = flops / (m.step_ms / 1e3) / 1e12;
-    if (ops_->peak_flops() > 0) {
-      m.mfu = flops / (m.step_ms / 1e3) / (ops_->peak_flops() * world_->size());
-    }
-    m.peak_memory_bytes = ops_->peak_memory();
-  }
+  finish_step_metrics(m, *ops_, c.model, positions, world_->size());
   history_.push_back(m);
   HYD_RETURN_IF_ERROR(metrics_.append(m));
   return m;

@@ -65,6 +65,16 @@ core::StatusOr<std::vector<int32_t>> load_sequence(const data::IndexedDataset& d
   return seq;
 }
 
+void finish_step_metrics(StepMetrics& m, const model::Ops& ops, const model::LlamaConfig& model,
+                         std::span<const int64_t> positions, int ranks) {
+  m.tokens_per_s = double(m.tokens) / (m.step_ms / 1e3);
+  if (ops.device() == core::Device::kCpu) return;
+  const double flops = model::training_flops(model, positions);
+  m.model_tflops_per_s = flops / (m.step_ms / 1e3) / 1e12;
+  if (ops.peak_flops() > 0) m.mfu = flops / (m.step_ms / 1e3) / (ops.peak_flops() * ranks);
+  m.peak_memory_bytes = ops.peak_memory();
+}
+
 int64_t available_host_memory() {
   long pages = sysconf(_SC_AVPHYS_PAGES);
   long page_size = sysconf(_SC_PAGESIZE);
@@ -210,13 +220,7 @@ core::StatusOr<StepMetrics> Trainer::step() {
   }
   ops_->synchronize();
   m.step_ms = ms_since(start);
-  m.tokens_per_s = double(m.tokens) / (m.step_ms / 1e3);
-  if (ops_->device() != core::Device::kCpu) {
-    const double flops = model::training_flops(config_.model, positions);
-    m.model_tflops_per_s = flops / (m.step_ms / 1e3) / 1e12;
-    if (ops_->peak_flops() > 0) m.mfu = flops / (m.step_ms / 1e3) / ops_->peak_flops();
-    m.peak_memory_bytes = ops_->peak_memory();
-  }
+  finish_step_metrics(m, *ops_, config_.model, positions, 1);
   history_.push_back(m);
   HYD_RETURN_IF_ERROR(metrics_.append(m));
   return m;

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -59,6 +60,11 @@ core::StatusOr<std::unique_ptr<data::GlobalBatchSampler>> make_sampler(
 core::StatusOr<std::vector<int32_t>> load_sequence(const data::IndexedDataset& dataset,
                                                    const data::SequenceRef& ref,
                                                    const model::LlamaConfig& model);
+
+// Step time derived figures: tokens/s always; on a device also model TFLOP/s, MFU over `ranks`
+// devices' peak and the backend's peak memory (docs/training.md, "MFU").
+void finish_step_metrics(StepMetrics& m, const model::Ops& ops, const model::LlamaConfig& model,
+                         std::span<const int64_t> positions, int ranks);
 
 // Bytes of memory this process could still allocate (MemAvailable), 0 if unknown.
 int64_t available_host_memory();
