@@ -30,6 +30,14 @@ struct P2POp {
   core::Tensor tensor;        // sent from / received into (shape and dtype agreed by both sides)
 };
 
+// Receives posted by Communicator::post_recvs, completed by wait().
+class PendingRecvs {
+ public:
+  virtual ~PendingRecvs() = default;
+  // Returns when every receive has arrived (or the deadline passed: an error naming the peers).
+  virtual core::Status wait() = 0;
+};
+
 class Communicator {
  public:
   virtual ~Communicator() = default;
@@ -53,6 +61,15 @@ class Communicator {
   // Every op of the group in flight together (no ordering deadlock); returns when all are done.
   virtual core::Status group_p2p(std::span<P2POp> ops) = 0;
   virtual core::Status barrier() = 0;
+  // Split-phase point-to-point, for overlapping transfers with compute (parallel/reshard_overlap.h).
+  // True where send() never waits for the receiver (its bytes are copied into a buffer): there a
+  // rank may send before its peer posts the receive, and receives may be posted early.
+  virtual bool buffered_sends() const { return false; }
+  // Posts the receives (every op a kRecv) and returns at once; the tensors are written by the
+  // time PendingRecvs::wait() returns. Messages between two ranks match in the order they were
+  // sent and posted; pendings of one peer are waited in the order they were posted. Only where
+  // buffered_sends(); elsewhere an Unimplemented error.
+  virtual core::StatusOr<std::unique_ptr<PendingRecvs>> post_recvs(std::span<const P2POp> recvs);
 
   // Collective over this communicator: ranks passing the same `color` form a new communicator,
   // ordered by (key, rank). color < 0: this rank joins none (returns nullptr).

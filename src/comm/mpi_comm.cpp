@@ -345,38 +345,24 @@ Status MpiComm::recv(core::Tensor& t, int peer) {
   return group_p2p(std::span<P2POp>(&op, 1));
 }
 
-Status MpiComm::group_p2p(std::span<P2POp> ops) {
-  HYD_RETURN_IF_ERROR(start("group_p2p"));
-  const bool single_recv = ops.size() == 1 && ops[0].kind == P2POp::Kind::kRecv;
-  const char* name = single_recv ? "recv" : "group_p2p";
-  for (const P2POp& p : ops) {
-    if (p.peer < 0 || p.peer >= size_) {
-      return core::invalid_argument("{}: {} peer {} is outside [0, {})", description(), name,
-                                    p.peer, size_);
-    }
-    HYD_RETURN_IF_ERROR(check_tensor(p.tensor, core::Device::kCpu, description(), name, false));
-  }
-  // Receives are posted first, then the (buffered) sends: no ordering can deadlock.
-  MpiRequests r;
-  std::vector<size_t> recv_index;
-  std::string peers;
+Status MpiComm::post_irecvs(std::span<P2POp> ops, const char* name, MpiRequests& r,
+                            std::vector<size_t>& index, std::string& peers) {
   for (size_t i = 0; i < ops.size(); ++i) {
     if (ops[i].kind != P2POp::Kind::kRecv) continue;
     int count = 0;
     HYD_RETURN_IF_ERROR(byte_count(ops[i].tensor.nbytes(), description(), name, &count));
     HYD_MPI_TRY(MPI_Irecv(ops[i].tensor.raw_data(), count, MPI_BYTE, ops[i].peer, kP2PTag,
                           handles_->comm, r.add()));
-    recv_index.push_back(i);
+    index.push_back(i);
     peers += fmt::format("{}peer {}", peers.empty() ? "" : ", ", ops[i].peer);
   }
-  for (const P2POp& p : ops) {
-    if (p.kind == P2POp::Kind::kSend) HYD_RETURN_IF_ERROR(post_send(p.tensor, p.peer, "group_p2p send"));
-  }
-  if (r.requests.empty()) return Status::ok();
-  std::string what = single_recv ? fmt::format("recv of {}", ops[0].tensor.describe()) : name;
-  HYD_RETURN_IF_ERROR(wait(r, what.c_str(), peers, OnTimeout::kCancel));
-  for (size_t k = 0; k < recv_index.size(); ++k) {
-    const P2POp& p = ops[recv_index[k]];
+  return Status::ok();
+}
+
+Status MpiComm::check_received(std::span<const P2POp> ops, const char* name,
+                               const MpiRequests& r, const std::vector<size_t>& index) const {
+  for (size_t k = 0; k < index.size(); ++k) {
+    const P2POp& p = ops[index[k]];
     int got = 0;
     MPI_Get_count(&r.statuses[k], MPI_BYTE, &got);
     if (static_cast<size_t>(got) != p.tensor.nbytes()) {
@@ -386,6 +372,76 @@ Status MpiComm::group_p2p(std::span<P2POp> ops) {
     }
   }
   return Status::ok();
+}
+
+Status MpiComm::check_p2p(std::span<const P2POp> ops, const char* name) const {
+  for (const P2POp& p : ops) {
+    if (p.peer < 0 || p.peer >= size_) {
+      return core::invalid_argument("{}: {} peer {} is outside [0, {})", description(), name,
+                                    p.peer, size_);
+    }
+    HYD_RETURN_IF_ERROR(check_tensor(p.tensor, core::Device::kCpu, description(), name, false));
+  }
+  return Status::ok();
+}
+
+Status MpiComm::group_p2p(std::span<P2POp> ops) {
+  HYD_RETURN_IF_ERROR(start("group_p2p"));
+  const bool single_recv = ops.size() == 1 && ops[0].kind == P2POp::Kind::kRecv;
+  const char* name = single_recv ? "recv" : "group_p2p";
+  HYD_RETURN_IF_ERROR(check_p2p(ops, name));
+  // Receives are posted first, then the (buffered) sends: no ordering can deadlock.
+  MpiRequests r;
+  std::vector<size_t> recv_index;
+  std::string peers;
+  HYD_RETURN_IF_ERROR(post_irecvs(ops, name, r, recv_index, peers));
+  for (const P2POp& p : ops) {
+    if (p.kind == P2POp::Kind::kSend) HYD_RETURN_IF_ERROR(post_send(p.tensor, p.peer, "group_p2p send"));
+  }
+  if (r.requests.empty()) return Status::ok();
+  std::string what = single_recv ? fmt::format("recv of {}", ops[0].tensor.describe()) : name;
+  HYD_RETURN_IF_ERROR(wait(r, what.c_str(), peers, OnTimeout::kCancel));
+  return check_received(ops, name, r, recv_index);
+}
+
+// Receives in flight between post_recvs() and wait(); `ops` keeps their tensors alive.
+class MpiPendingRecvs final : public PendingRecvs {
+ public:
+  explicit MpiPendingRecvs(MpiComm& comm) : comm_(comm) {}
+  // Never waited (an error path): withdraw the receives before their buffers go.
+  ~MpiPendingRecvs() override {
+    for (MPI_Request& q : r_.requests) {
+      if (q == MPI_REQUEST_NULL) continue;
+      MPI_Cancel(&q);
+      MPI_Request_free(&q);
+    }
+  }
+  Status wait() override {
+    if (r_.requests.empty()) return Status::ok();
+    HYD_RETURN_IF_ERROR(comm_.wait(r_, "posted receives", peers_, MpiComm::OnTimeout::kCancel));
+    Status status = comm_.check_received(ops_, "posted receives", r_, index_);
+    r_.requests.clear();
+    return status;
+  }
+
+ private:
+  friend class MpiComm;
+  MpiComm& comm_;
+  std::vector<P2POp> ops_;
+  MpiRequests r_;
+  std::vector<size_t> index_;
+  std::string peers_;
+};
+
+core::StatusOr<std::unique_ptr<PendingRecvs>> MpiComm::post_recvs(std::span<const P2POp> recvs) {
+  HYD_RETURN_IF_ERROR(start("post_recvs"));
+  for (const P2POp& p : recvs) HYD_CHECK(p.kind == P2POp::Kind::kRecv, "post_recvs takes receives only");
+  HYD_RETURN_IF_ERROR(check_p2p(recvs, "post_recvs"));
+  auto pending = std::make_unique<MpiPendingRecvs>(*this);
+  pending->ops_.assign(recvs.begin(), recvs.end());
+  HYD_RETURN_IF_ERROR(
+      post_irecvs(pending->ops_, "post_recvs", pending->r_, pending->index_, pending->peers_));
+  return std::unique_ptr<PendingRecvs>(std::move(pending));
 }
 
 core::StatusOr<std::shared_ptr<MpiComm>> MpiComm::split_mpi(int color, int key) {

@@ -33,6 +33,8 @@ class MpiComm final : public Communicator {
   core::Status recv(core::Tensor& t, int peer) override;
   core::Status group_p2p(std::span<P2POp> ops) override;
   core::Status barrier() override;
+  bool buffered_sends() const override { return true; }
+  core::StatusOr<std::unique_ptr<PendingRecvs>> post_recvs(std::span<const P2POp> recvs) override;
   core::StatusOr<std::shared_ptr<Communicator>> split(int color, int key) override;
 
   // Same as split, typed (NcclComm bootstraps from an MpiComm).
@@ -48,12 +50,20 @@ class MpiComm final : public Communicator {
   MpiComm(std::unique_ptr<MpiHandles> handles, CommOptions options, std::string label);
 
  private:
+  friend class MpiPendingRecvs;
   core::Status start(const char* op);
   core::Status agree(const char* op, const core::Tensor* t, int64_t arg, const core::Status& local);
   enum class OnTimeout { kCancel, kKeep };  // receives can be withdrawn; collectives and sends not
   core::Status wait(MpiRequests& requests, const char* op, const std::string& peer,
                     OnTimeout on_timeout);
   core::Status post_send(const core::Tensor& t, int peer, const char* op);
+  core::Status check_p2p(std::span<const P2POp> ops, const char* name) const;
+  // Posts the receives among `ops` (their indices into `index`, peers listed for the errors).
+  core::Status post_irecvs(std::span<P2POp> ops, const char* name, MpiRequests& r,
+                           std::vector<size_t>& index, std::string& peers);
+  // Each completed receive got exactly its tensor's bytes.
+  core::Status check_received(std::span<const P2POp> ops, const char* name, const MpiRequests& r,
+                              const std::vector<size_t>& index) const;
   core::Status reap_sends();
 
   std::unique_ptr<MpiHandles> handles_;

@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "comm/reduce.h"
+#include "core/check.h"
 
 namespace hydraulis::comm {
 
@@ -377,6 +378,37 @@ Status ThreadComm::group_p2p(std::span<P2POp> ops) {
     if (p.kind == P2POp::Kind::kRecv) HYD_RETURN_IF_ERROR(recv(p.tensor, p.peer));
   }
   return Status::ok();
+}
+
+namespace {
+
+// The messages are already in the mailboxes (sends copy at once), so a posted receive is only a
+// reservation: wait() takes them in posting order.
+class ThreadPendingRecvs final : public PendingRecvs {
+ public:
+  ThreadPendingRecvs(ThreadComm& comm, std::vector<P2POp> recvs)
+      : comm_(comm), recvs_(std::move(recvs)) {}
+  Status wait() override {
+    for (P2POp& p : recvs_) HYD_RETURN_IF_ERROR(comm_.recv(p.tensor, p.peer));
+    recvs_.clear();
+    return Status::ok();
+  }
+
+ private:
+  ThreadComm& comm_;
+  std::vector<P2POp> recvs_;
+};
+
+}  // namespace
+
+core::StatusOr<std::unique_ptr<PendingRecvs>> ThreadComm::post_recvs(std::span<const P2POp> recvs) {
+  for (const P2POp& p : recvs) {
+    HYD_CHECK(p.kind == P2POp::Kind::kRecv, "post_recvs takes receives only");
+    HYD_RETURN_IF_ERROR(check_peer(p.peer, "post_recvs"));
+    HYD_RETURN_IF_ERROR(check_tensor(p.tensor, core::Device::kCpu, description(), "post_recvs", false));
+  }
+  return std::unique_ptr<PendingRecvs>(
+      new ThreadPendingRecvs(*this, std::vector<P2POp>(recvs.begin(), recvs.end())));
 }
 
 core::StatusOr<std::shared_ptr<Communicator>> ThreadComm::split(int color, int key) {

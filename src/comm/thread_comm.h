@@ -35,6 +35,8 @@ class ThreadComm final : public Communicator {
   core::Status recv(core::Tensor& t, int peer) override;
   core::Status group_p2p(std::span<P2POp> ops) override;
   core::Status barrier() override;
+  bool buffered_sends() const override { return true; }
+  core::StatusOr<std::unique_ptr<PendingRecvs>> post_recvs(std::span<const P2POp> recvs) override;
   core::StatusOr<std::shared_ptr<Communicator>> split(int color, int key) override;
 
   // Fails every pending and later call of every rank of this world (and of the worlds split from

@@ -107,11 +107,19 @@ core::StatusOr<Tensor> LlamaModel::forward_stage(const MicroBatch& batch, const 
   state.on_device = upload(to_vocab_shard(batch));
   const MicroBatch& mb = state.on_device;
 
+  auto use = [&](int64_t group) {
+    return hooks_ != nullptr && hooks_->before_use ? hooks_->before_use(group) : core::Status::ok();
+  };
+  const int64_t first = params_.part().first_layer;
   Tensor x = input;  // (T, C)
-  if (params_.has_embedding()) x = embed(mb);
+  if (params_.has_embedding()) {
+    HYD_RETURN_IF_ERROR(use(0));
+    x = embed(mb);
+  }
   state.layers.resize(static_cast<size_t>(L));
   int64_t saved_bytes = 0;
   for (int64_t l = 0; l < L; ++l) {
+    HYD_RETURN_IF_ERROR(use(1 + first + l));
     Tensor y;  // (T, C)
     layer_fwd(config_, params_, l, x, mb, coll, state.layers[l], y);
     if (options_.recompute == Recompute::kFull) state.layers[l].keep_input_only();
@@ -121,6 +129,7 @@ core::StatusOr<Tensor> LlamaModel::forward_stage(const MicroBatch& batch, const 
   }
   last_activation_bytes_ = saved_bytes;
   if (!params_.has_head()) return x;
+  HYD_RETURN_IF_ERROR(use(config_.num_layers + 1));
   state.loss = head(x, mb, global_target_count, Pass::kWithGrad, state.head_dx, nullptr);
   return Tensor();
 }
@@ -140,6 +149,11 @@ Tensor LlamaModel::backward_stage(StageState& state, const Tensor& dy) {
     return Tensor();
   }
   state.head_dx = Tensor();
+  auto done = [&](int64_t group) {
+    if (hooks_ != nullptr && hooks_->grads_done) hooks_->grads_done(group);
+  };
+  const int64_t first = params_.part().first_layer;
+  if (params_.has_head()) done(config_.num_layers + 1);
   for (int64_t l = L - 1; l >= 0; --l) {
     LayerActivations& acts = state.layers[l];
     if (options_.recompute == Recompute::kFull) {
@@ -150,10 +164,12 @@ Tensor LlamaModel::backward_stage(StageState& state, const Tensor& dy) {
     layer_bwd(config_, params_, l, acts, mb, coll, dx, dx_in);
     acts = LayerActivations{};
     dx = dx_in;
+    done(1 + first + l);
   }
   if (params_.has_embedding()) {
     ops.embedding_bwd(mb.input_ids, dx, params_.embedding().grad);
     dx = Tensor();
+    done(0);
   }
   state = StageState{};
   return dx;

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -55,6 +56,18 @@ struct ModelOptions {
   int64_t logits_chunk_tokens = 256;
 };
 
+// Callbacks around a pipeline stage's use of its parameters, so that a distributed runtime can
+// overlap the parameter and gradient transfers with compute (parallel/reshard_overlap.h). Groups:
+// 0 the embedding, 1 + l decoder layer l (whole-model numbering), num_layers + 1 the final norm
+// and the LM head.
+struct StageHooks {
+  // forward_stage, before a group's parameters are first read; an error stops the forward.
+  std::function<core::Status(int64_t group)> before_use;
+  // backward_stage, once a group's gradients got this micro-batch's last contribution (the LM
+  // head's come from the fused head backward of forward_stage: reported as backward_stage starts).
+  std::function<void(int64_t group)> grads_done;
+};
+
 // Where a non-finite value first appeared in a forward pass.
 struct NonfiniteReport {
   bool found = false;
@@ -90,6 +103,9 @@ class LlamaModel {
   // Reruns the forward checking every activation; names the first non-finite one.
   NonfiniteReport find_nonfinite(const MicroBatch& batch);
 
+  // Hooks of the following stage calls (nullptr: none); `hooks` must outlive their use.
+  void set_hooks(const StageHooks* hooks) { hooks_ = hooks; }
+
   const LlamaConfig& config() const { return config_; }
   const ModelOptions& options() const { return options_; }
   ParameterStore& params() { return params_; }
@@ -123,6 +139,7 @@ class LlamaModel {
   ModelOptions options_;
   ShardInfo shard_;
   int64_t last_activation_bytes_ = 0;
+  const StageHooks* hooks_ = nullptr;
 };
 
 // Bytes a training step needs on one device: fp32 weights, gradients and two AdamW moments

@@ -89,6 +89,7 @@ core::StatusOr<std::unique_ptr<StrategyRuntime>> StrategyRuntime::create(
   HYD_ASSIGN_OR_RETURN(rt->to_strategy_, make_reshard_plan(optimizer, layout, ReshardMode::kAssign));
   HYD_ASSIGN_OR_RETURN(rt->to_optimizer_,
                        make_reshard_plan(layout, optimizer, ReshardMode::kAccumulate));
+  rt->chunks_ = stage_chunks(layout, params, config.num_layers);
   return rt;
 }
 
@@ -126,12 +127,44 @@ core::StatusOr<model::MicroBatch> context_parallel_shard(const model::MicroBatch
 }
 
 core::StatusOr<StageResult> StrategyRuntime::run(const std::vector<model::MicroBatch>& batches,
-                                                 int64_t global_target_count) {
+                                                 int64_t global_target_count,
+                                                 const StepOverlap& overlap) {
   const planner::Scheme& scheme = grid_.scheme(coord_.pipeline);
   const int m = int(batches.size());
+  const int64_t num_layers = shard_config_.num_layers;
+  const int last_chunk = chunks_.count - 1;
   StageResult result;
   result.micro_batches = m;
-  if (m == 0) return result;  // an idle pipeline only joins the gradient reduction
+  // Overlapped transfers: chunks arrive as the first forward needs them and depart as the last
+  // backward finishes them (see StageChunks); the hooks are off outside those two calls.
+  const std::vector<int>& use = chunks_.use[size_t(world_->rank())];
+  int refreshed = -1;  // compute copies rewritten for the use chunks ≤ refreshed
+  auto arrive = [&](int chunk) -> core::Status {
+    if (overlap.propagate == nullptr || chunk <= refreshed) return core::Status::ok();
+    HYD_RETURN_IF_ERROR(overlap.propagate->wait_through(chunk));
+    for (size_t i = 0; i < use.size(); ++i) {
+      model::Parameter& p = store_->all()[i];
+      if (use[i] > refreshed && use[i] <= chunk && p.compute.defined()) {
+        store_->ops().convert(p.value, p.compute);
+      }
+    }
+    refreshed = chunk;
+    return core::Status::ok();
+  };
+  auto depart = [&](int chunk) {
+    if (overlap.reduce != nullptr) overlap.reduce->send_through(chunk);
+  };
+  const model::StageHooks use_hooks{[&](int64_t g) { return arrive(use_chunk(g)); }, {}};
+  const model::StageHooks done_hooks{{}, [&](int64_t g) { depart(done_chunk(g, num_layers)); }};
+  struct Unhook {
+    model::LlamaModel& model;
+    ~Unhook() { model.set_hooks(nullptr); }
+  } unhook{*model_};
+  if (m == 0) {  // an idle pipeline only joins the parameter and gradient exchanges
+    HYD_RETURN_IF_ERROR(arrive(last_chunk));
+    depart(last_chunk);
+    return result;
+  }
   std::vector<model::MicroBatch> local(static_cast<size_t>(m));
   for (int i = 0; i < m; ++i) {
     HYD_ASSIGN_OR_RETURN(local[size_t(i)],
@@ -162,7 +195,11 @@ core::StatusOr<StageResult> StrategyRuntime::run(const std::vector<model::MicroB
         input = ops.empty({T, shard_config_.hidden}, dt);  // (T, C)
         HYD_RETURN_IF_ERROR(receive(input, prev_rank_));
       }
+      const bool first_forward = op.micro_batch == 0;
+      model_->set_hooks(first_forward ? &use_hooks : nullptr);
       auto out = model_->forward_stage(mb, input, global_target_count, state);
+      model_->set_hooks(nullptr);
+      if (out.is_ok() && first_forward) HYD_RETURN_IF_ERROR(arrive(last_chunk));
       if (!out.is_ok()) {
         return out.status().with_context(fmt::format("micro-batch {}", op.micro_batch));
       }
@@ -174,7 +211,11 @@ core::StatusOr<StageResult> StrategyRuntime::run(const std::vector<model::MicroB
         dy = ops.empty({T, shard_config_.hidden}, dt);  // (T, C)
         HYD_RETURN_IF_ERROR(receive(dy, next_rank_));
       }
+      const bool last_backward = op.micro_batch == m - 1;
+      model_->set_hooks(last_backward ? &done_hooks : nullptr);
       core::Tensor dx = model_->backward_stage(state, dy);
+      model_->set_hooks(nullptr);
+      if (last_backward) depart(last_chunk);
       if (!first) pending.push_back({comm::P2POp::Kind::kSend, prev_rank_, dx});
     }
   }

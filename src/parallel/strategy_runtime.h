@@ -21,6 +21,7 @@
 #include "parallel/layout.h"
 #include "parallel/process_grid.h"
 #include "parallel/reshard.h"
+#include "parallel/reshard_overlap.h"
 #include "planner/strategy.h"
 
 namespace hydraulis::parallel {
@@ -35,6 +36,12 @@ struct StageResult {
 // A rank may receive no token (short sequences): it still takes part in the collectives.
 core::StatusOr<model::MicroBatch> context_parallel_shard(const model::MicroBatch& batch, int cp,
                                                         int cp_rank);
+
+// The transfers of one step that overlap its compute (parallel/reshard_overlap.h).
+struct StepOverlap {
+  ReshardExchange* propagate = nullptr;  // by use chunk: waited before each group's first forward
+  ReshardExchange* reduce = nullptr;     // by done chunk: sent after each group's last backward
+};
 
 class StrategyRuntime {
  public:
@@ -51,14 +58,19 @@ class StrategyRuntime {
   model::ParameterStore& store() { return *store_; }
   const ReshardPlan& propagate_plan() const { return to_strategy_; }
   const ReshardPlan& reduce_plan() const { return to_optimizer_; }
+  // Every rank's chunk of every local tensor of this strategy's layout (use and done order).
+  const StageChunks& chunks() const { return chunks_; }
   // This rank's local tensors of the strategy layout (value / gradient views of the store).
   std::vector<core::Tensor> values();
   std::vector<core::Tensor> grads();
 
   // Runs this rank's pipeline over `micro_batches` (whole packed micro-batches of the pipeline,
-  // host tensors, largest first) with the step's global target count.
+  // host tensors, largest first) with the step's global target count. With `overlap`, the
+  // propagation's chunks are waited for (and their compute copies refreshed) as the first forward
+  // reaches them, and the reduction's chunks sent as the last backward finishes them; both are
+  // complete on this rank's side when run() returns (the caller then finishes them).
   core::StatusOr<StageResult> run(const std::vector<model::MicroBatch>& micro_batches,
-                                  int64_t global_target_count);
+                                  int64_t global_target_count, const StepOverlap& overlap = {});
 
  private:
   StrategyRuntime() = default;
@@ -71,6 +83,7 @@ class StrategyRuntime {
   std::unique_ptr<model::ParameterStore> store_;
   std::unique_ptr<model::LlamaModel> model_;
   ReshardPlan to_strategy_, to_optimizer_;
+  StageChunks chunks_;
   int prev_rank_ = -1, next_rank_ = -1;  // neighbouring stages (same cp and tp rank)
 };
 
