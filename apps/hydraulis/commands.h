@@ -26,5 +26,6 @@ void add_propose_command(CLI::App& root, CommandList& commands);
 void add_plan_command(CLI::App& root, CommandList& commands);
 void add_simulate_command(CLI::App& root, CommandList& commands);
 void add_train_command(CLI::App& root, CommandList& commands);
+void add_export_command(CLI::App& root, CommandList& commands);
 
 }  // namespace hydraulis::apps
