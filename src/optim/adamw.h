@@ -56,9 +56,13 @@ class AdamW {
 
   int64_t steps_taken() const { return step_; }
   const AdamWOptions& options() const { return options_; }
-  // Moments of parameter i (for checkpoints and tests).
+  // Moments of parameter i (for checkpoints and tests); a checkpoint restore writes into them and
+  // sets the step count (the bias correction of the next update).
   const core::Tensor& exp_avg(size_t i) const { return exp_avg_[i]; }
   const core::Tensor& exp_avg_sq(size_t i) const { return exp_avg_sq_[i]; }
+  core::Tensor& exp_avg(size_t i) { return exp_avg_[i]; }
+  core::Tensor& exp_avg_sq(size_t i) { return exp_avg_sq_[i]; }
+  void set_steps_taken(int64_t steps) { step_ = steps; }
 
  private:
   model::ParameterStore& params_;

@@ -39,6 +39,10 @@ class ShardedAdamW {
   int64_t steps_taken() const { return step_; }
   const core::Tensor& exp_avg(size_t i) const { return exp_avg_[i]; }
   const core::Tensor& exp_avg_sq(size_t i) const { return exp_avg_sq_[i]; }
+  // Checkpoint restore: the moments are written in place, the step count set.
+  core::Tensor& exp_avg(size_t i) { return exp_avg_[i]; }
+  core::Tensor& exp_avg_sq(size_t i) { return exp_avg_sq_[i]; }
+  void set_steps_taken(int64_t steps) { step_ = steps; }
 
  private:
   std::vector<Shard> shards_;

@@ -497,6 +497,13 @@ core::StatusOr<CheckpointReader> CheckpointReader::open(const std::string& path)
   auto json = core::parse_json(meta, path + " metadata");
   if (!json.is_ok()) return core::data_loss("{}", json.status().message());
   const uint64_t data_start = align_up(kCheckpointHeaderBytes + meta_bytes, kDataAlignment);
+  // The padding up to the data is zeros (it is under no checksum, so it is checked here).
+  std::string padding(data_start - kCheckpointHeaderBytes - meta_bytes, '\0');
+  HYD_RETURN_IF_ERROR(r.read_bytes(kCheckpointHeaderBytes + meta_bytes, padding.data(), padding.size()));
+  if (padding.find_first_not_of('\0') != std::string::npos) {
+    return core::data_loss("{}: the padding after the metadata (bytes {}-{}) is not zero: {}", path,
+                           kCheckpointHeaderBytes + meta_bytes, data_start, fix);
+  }
   auto table = state_from_json(*json, path, data_start, r.chunk_bytes_, r.state_);
   if (!table.is_ok()) return core::data_loss("{}: {}", table.status().message(), fix);
   r.tensors_ = std::move(table).value();
@@ -708,6 +715,26 @@ core::Status check_resume_compatible(const CheckpointState& found, const model::
       "{} was saved by a run with other settings ({} field(s) differ: {}): resume with the model "
       "'{}' and the options of the run that saved it, or start a new --checkpoint-dir",
       source, diffs.size(), list, m.name);
+}
+
+bool checkpoint_due(const std::string& dir, int64_t every, int64_t step, int64_t last_step,
+                    bool stop) {
+  if (dir.empty()) return false;
+  return stop || step >= last_step || (every > 0 && step % every == 0);
+}
+
+core::Status assign_from_host(const model::Ops& ops, const core::Tensor& host, core::Tensor& dst) {
+  if (host.dtype() != core::DType::kF32 || dst.dtype() != core::DType::kF32 ||
+      host.numel() != dst.numel()) {
+    return core::internal_error("restoring {} into {}: element count or dtype differs",
+                                host.describe(), dst.describe());
+  }
+  if (dst.device() == core::Device::kCpu) {
+    std::memcpy(dst.raw_data(), host.raw_data(), host.nbytes());
+  } else {
+    ops.convert(ops.upload_as(host.reshape(dst.shape()), core::DType::kF32), dst);
+  }
+  return core::Status::ok();
 }
 
 core::StatusOr<CheckpointWeights> load_checkpoint_weights(const std::string& path) {

@@ -18,6 +18,7 @@
 #include "core/tensor.h"
 #include "data/sampler.h"
 #include "model/config.h"
+#include "model/ops.h"
 
 namespace hydraulis::train {
 
@@ -187,6 +188,14 @@ struct CheckpointWeights {
 // `path`: a --checkpoint-dir (its latest) or one step directory. params: fp32 CPU tensors with
 // logical shapes in parameter_specs order, every chunk's checksum verified.
 core::StatusOr<CheckpointWeights> load_checkpoint_weights(const std::string& path);
+
+// Whether run() writes a checkpoint after step `step`: with a directory set, every `every` steps
+// (0: never periodically), after the last step, and when the run stops early (`stop`).
+bool checkpoint_due(const std::string& dir, int64_t every, int64_t step, int64_t last_step,
+                    bool stop);
+
+// Copies the f32 host tensor `host` into `dst` (same element count; f32, on ops' device).
+core::Status assign_from_host(const model::Ops& ops, const core::Tensor& host, core::Tensor& dst);
 
 // JSON of a model config (every field) and back; errors name the key.
 core::Json model_config_to_json(const model::LlamaConfig& config);

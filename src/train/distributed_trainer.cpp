@@ -207,6 +207,7 @@ core::StatusOr<std::unique_ptr<DistributedTrainer>> DistributedTrainer::create(
 std::future<DistributedTrainer::PlannedBatch> DistributedTrainer::plan_async(int64_t step) {
   // The sampler advances here, on the calling thread, in step order on every rank; the plan is a
   // pure function of the batch, so every rank's thread computes the same one.
+  planned_from_ = sampler_->state();
   data::GlobalBatch batch = sampler_->next();
   return std::async(std::launch::async, [this, step, batch = std::move(batch)]() mutable {
     const auto start = Clock::now();
@@ -316,7 +317,8 @@ core::StatusOr<StepMetrics> DistributedTrainer::step() {
   return m;
 }
 
-core::Status DistributedTrainer::run(const std::function<void(const StepMetrics&)>& on_step) {
+core::Status DistributedTrainer::run(const std::function<void(const StepMetrics&)>& on_step,
+                                     const std::function<bool()>& stop_requested) {
   const auto start = Clock::now();
   while (step_ < config_.trainer.steps) {
     HYD_ASSIGN_OR_RETURN(StepMetrics m, step());
@@ -332,6 +334,8 @@ core::Status DistributedTrainer::run(const std::function<void(const StepMetrics&
                    core::format_duration(eta).c_str(), m.skipped ? "  (skipped)" : "");
     }
     if (on_step) on_step(m);
+    HYD_ASSIGN_OR_RETURN(bool stop, after_step(stop_requested));
+    if (stop) break;
   }
   return core::Status::ok();
 }

@@ -57,7 +57,24 @@ class DistributedTrainer {
   ~DistributedTrainer();
 
   core::StatusOr<StepMetrics> step();
-  core::Status run(const std::function<void(const StepMetrics&)>& on_step = {});
+  // Steps up to config.trainer.steps, writing its checkpoints (Trainer::run). `stop_requested`
+  // is asked on every rank after every step and the answers are agreed over the world (a stop on
+  // any rank stops all at the same step, which is checkpointed); stopped() is then true. Pass
+  // it on every rank or on none.
+  core::Status run(const std::function<void(const StepMetrics&)>& on_step = {},
+                   const std::function<bool()>& stop_requested = {});
+  bool stopped() const { return stopped_; }
+  int64_t steps_done() const { return step_; }
+  // Checkpoints (train/checkpoint.h), collective over the world. Save gathers every logical
+  // tensor to rank 0 one at a time, which streams it into the file (rank 0 writes; returns the
+  // step directory on every rank). Load, before the first step, reads on every rank only the
+  // chunks of its optimizer-layout shards, so any strategy list and rank count (and the
+  // single-device trainer) may have written the checkpoint.
+  core::StatusOr<std::string> save_checkpoint(const std::string& dir);
+  core::Status load_checkpoint(const std::string& path);
+  // The logical AdamW moment (exp_avg, or exp_avg_sq when `second`) of parameter `name`, whole,
+  // on every rank (collective; for tests).
+  core::StatusOr<core::Tensor> gather_moment(const std::string& name, bool second);
   const std::vector<StepMetrics>& history() const { return history_; }
   // The logical value and gradient of parameter `name` (whole tensor, gathered to every rank;
   // collective). For the parity tests and checkpoints.
@@ -73,6 +90,13 @@ class DistributedTrainer {
   };
   // Draws the batch of `step` from the sampler and plans it on a thread.
   std::future<PlannedBatch> plan_async(int64_t step);
+  // Checkpoints (distributed_checkpoint.cpp): logical tensor `param` of `role` gathered to rank
+  // 0 (an empty tensor elsewhere); this rank's part of a load; the stop agreement and the
+  // checkpoint after a step (true: stop).
+  core::StatusOr<core::Tensor> gather_to_root(int param, int role);
+  core::Status load_shards(const std::string& path, data::SamplerState& sampler,
+                           int64_t& step, int64_t& optimizer_steps);
+  core::StatusOr<bool> after_step(const std::function<bool()>& stop_requested);
 
   DistributedConfig config_;
   const data::IndexedDataset* dataset_ = nullptr;
@@ -88,6 +112,9 @@ class DistributedTrainer {
   MetricsWriter metrics_{""};
   std::vector<StepMetrics> history_;
   int64_t step_ = 0;
+  // The sampler state before the batch the planning thread holds (a checkpoint's position).
+  data::SamplerState planned_from_;
+  bool stopped_ = false;
   // Last member: destroyed first, so a planning thread still running finishes while the members
   // it reads are alive.
   std::future<PlannedBatch> next_plan_;

@@ -40,4 +40,22 @@ core::Status MetricsWriter::append(const StepMetrics& metrics) {
   return core::write_file_atomic(path_, text_);
 }
 
+core::Status MetricsWriter::resume(int64_t step) {
+  text_.clear();
+  if (path_.empty() || !core::file_exists(path_)) return core::Status::ok();
+  HYD_ASSIGN_OR_RETURN(std::string old, core::read_file(path_));
+  size_t begin = 0;
+  while (begin < old.size()) {
+    size_t end = old.find('\n', begin);
+    if (end == std::string::npos) end = old.size();
+    const std::string line = old.substr(begin, end - begin);
+    begin = end + 1;
+    auto json = core::parse_json(line, path_);
+    if (!json.is_ok() || !json->is_object() || !json->contains("step")) continue;
+    auto s = core::json_integer(*json, "step", path_);
+    if (s.is_ok() && *s <= step) text_ += line + "\n";
+  }
+  return core::Status::ok();
+}
+
 }  // namespace hydraulis::train

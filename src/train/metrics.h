@@ -40,6 +40,9 @@ class MetricsWriter {
   // An empty path writes nothing.
   explicit MetricsWriter(std::string path) : path_(std::move(path)) {}
   core::Status append(const StepMetrics& metrics);
+  // A resumed run: keeps the lines of steps 1..step of the existing file (if any), so the file
+  // goes on as one run's metrics.
+  core::Status resume(int64_t step);
   const std::string& text() const { return text_; }
 
  private:

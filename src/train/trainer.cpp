@@ -11,6 +11,7 @@
 #include "core/progress.h"
 #include "model/flops.h"
 #include "model/tensor_ops.h"
+#include "train/checkpoint.h"
 #include "train/packer.h"
 
 namespace hydraulis::train {
@@ -94,6 +95,12 @@ core::Status TrainerConfig::validate() const {
     return core::invalid_argument(
         "--max-seq-len {} exceeds model '{}''s maximum sequence length {}: lower it", max_seq_len,
         model.name, model.max_seq_len);
+  }
+  if (checkpoint_every < 0) {
+    return core::invalid_argument("--checkpoint-every {} must be >= 0", checkpoint_every);
+  }
+  if (keep_checkpoints < 1) {
+    return core::invalid_argument("--keep-checkpoints {} must be >= 1", keep_checkpoints);
   }
   int64_t cap = micro_batch_tokens == 0 ? max_seq_len : micro_batch_tokens;
   if (cap < max_seq_len) {
@@ -263,14 +270,82 @@ void Trainer::print_progress(const StepMetrics& m, double elapsed_s) const {
                core::format_duration(eta).c_str(), m.skipped ? "  (skipped)" : "");
 }
 
-core::Status Trainer::run(const std::function<void(const StepMetrics&)>& on_step) {
+core::Status Trainer::run(const std::function<void(const StepMetrics&)>& on_step,
+                          const std::function<bool()>& stop_requested) {
   const auto start = Clock::now();
+  const int64_t first = step_;
   while (step_ < config_.steps) {
     HYD_ASSIGN_OR_RETURN(StepMetrics m, step());
-    if (config_.progress) print_progress(m, ms_since(start) / 1e3);
+    if (config_.progress) {
+      print_progress(m, ms_since(start) / 1e3 * double(m.step) / double(m.step - first));
+    }
     if (on_step) on_step(m);
+    const bool stop = stop_requested && stop_requested();
+    if (checkpoint_due(config_.checkpoint_dir, config_.checkpoint_every, step_, config_.steps,
+                       stop)) {
+      HYD_ASSIGN_OR_RETURN(std::string where, save_checkpoint(config_.checkpoint_dir));
+      if (config_.progress) std::fprintf(stderr, "checkpoint: %s\n", where.c_str());
+    }
+    if (stop && step_ < config_.steps) {
+      stopped_ = true;
+      break;
+    }
   }
   return core::Status::ok();
+}
+
+core::StatusOr<std::string> Trainer::save_checkpoint(const std::string& dir) {
+  CheckpointState state;
+  state.model = config_.model;
+  state.training = training_settings(config_, dataset_.num_documents(), dataset_.num_tokens());
+  state.step = step_;
+  state.optimizer_steps = optimizer_->steps_taken();
+  state.sampler = sampler_->state();
+  state.saved_by = fmt::format("single device ({})", ops_->description());
+  HYD_ASSIGN_OR_RETURN(PendingCheckpoint pending, PendingCheckpoint::begin(dir, state));
+  const std::vector<model::Parameter>& params = params_->all();
+  const std::vector<CheckpointTensorInfo>& table = pending.writer().tensors();
+  HYD_CHECK(table.size() == 3 * params.size(), "checkpoint table of {} for {} parameters",
+            table.size(), params.size());
+  for (size_t t = 0; t < table.size(); ++t) {
+    const size_t i = table[t].param;
+    HYD_CHECK(params[i].name == table[t].name, "parameter {} is {}, the checkpoint table says {}",
+              i, params[i].name, table[t].name);
+    const core::Tensor& source = table[t].role == TensorRole::kValue    ? params[i].value
+                                 : table[t].role == TensorRole::kExpAvg ? optimizer_->exp_avg(i)
+                                                                        : optimizer_->exp_avg_sq(i);
+    const core::Tensor host = ops_->to_host(source);
+    HYD_RETURN_IF_ERROR(pending.writer().write(host.data<float>(), host.numel()));
+  }
+  return pending.commit(config_.keep_checkpoints);
+}
+
+core::Status Trainer::load_checkpoint(const std::string& path) {
+  if (step_ != 0) {
+    return core::make_error(core::StatusCode::kFailedPrecondition,
+                            "load_checkpoint after {} steps: load before the first step", step_);
+  }
+  HYD_ASSIGN_OR_RETURN(std::string file, resolve_checkpoint(path));
+  HYD_ASSIGN_OR_RETURN(CheckpointReader reader, CheckpointReader::open(file));
+  const CheckpointState& state = reader.state();
+  HYD_RETURN_IF_ERROR(check_resume_compatible(
+      state, config_.model,
+      training_settings(config_, dataset_.num_documents(), dataset_.num_tokens()), file));
+  std::vector<model::Parameter>& params = params_->all();
+  for (size_t t = 0; t < reader.tensors().size(); ++t) {
+    const size_t i = reader.tensors()[t].param;
+    const TensorRole role = reader.tensors()[t].role;
+    HYD_ASSIGN_OR_RETURN(core::Tensor host, reader.read(t));
+    core::Tensor& dst = role == TensorRole::kValue    ? params[i].value
+                        : role == TensorRole::kExpAvg ? optimizer_->exp_avg(i)
+                                                      : optimizer_->exp_avg_sq(i);
+    HYD_RETURN_IF_ERROR(assign_from_host(*ops_, host, dst));
+  }
+  params_->refresh_compute();
+  HYD_RETURN_IF_ERROR(sampler_->restore(state.sampler).with_context(file));
+  optimizer_->set_steps_taken(state.optimizer_steps);
+  step_ = state.step;
+  return metrics_.resume(step_);
 }
 
 }  // namespace hydraulis::train

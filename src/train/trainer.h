@@ -44,6 +44,11 @@ struct TrainerConfig {
   optim::AdamWOptions adamw;
   NonfinitePolicy nonfinite = NonfinitePolicy::kStop;
   std::string metrics_path;            // "" writes no file
+  // Checkpoints (train/checkpoint.h) written by run(): "" writes none; every checkpoint_every
+  // steps (0: only after the last step and on a stop request), keeping the newest keep_checkpoints.
+  std::string checkpoint_dir;
+  int64_t checkpoint_every = 0;
+  int keep_checkpoints = 2;
   int64_t available_memory_bytes = 0;  // for the forecast; 0: ask the backend
   bool progress = true;                // a progress line per step and warnings on stderr
 
@@ -78,11 +83,26 @@ class Trainer {
 
   // One optimizer step over the next global batch.
   core::StatusOr<StepMetrics> step();
-  // config.steps steps; `on_step` (optional) sees every step's metrics.
-  core::Status run(const std::function<void(const StepMetrics&)>& on_step = {});
+  // Steps up to config.steps; `on_step` (optional) sees every step's metrics. Writes the
+  // checkpoints of config.checkpoint_dir. `stop_requested` (optional, asked after every step):
+  // when it answers true, run() checkpoints that step and returns OK with stopped() true.
+  core::Status run(const std::function<void(const StepMetrics&)>& on_step = {},
+                   const std::function<bool()>& stop_requested = {});
+  bool stopped() const { return stopped_; }
+  // Steps done (after a resume: the checkpoint's step plus the steps run since).
+  int64_t steps_done() const { return step_; }
+
+  // Writes a checkpoint of the state after the last step into `dir` (train/checkpoint.h);
+  // returns the step directory.
+  core::StatusOr<std::string> save_checkpoint(const std::string& dir);
+  // Restores weights, AdamW moments, step counts and the sampler position from `path` (a
+  // checkpoint directory's latest, or a step directory), before the first step. The model and
+  // the must-match settings are checked field by field.
+  core::Status load_checkpoint(const std::string& path);
 
   model::ParameterStore& params() { return *params_; }
   model::LlamaModel& model() { return *model_; }
+  const optim::AdamW& optimizer() const { return *optimizer_; }
   const std::vector<StepMetrics>& history() const { return history_; }
   const model::MemoryEstimate& memory_estimate() const { return memory_; }
   const model::Ops& ops() const { return *ops_; }
@@ -106,6 +126,7 @@ class Trainer {
   model::MemoryEstimate memory_;
   std::shared_ptr<const model::Ops> ops_;
   int64_t step_ = 0;
+  bool stopped_ = false;
 };
 
 }  // namespace hydraulis::train
