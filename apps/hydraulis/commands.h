@@ -27,5 +27,7 @@ void add_plan_command(CLI::App& root, CommandList& commands);
 void add_simulate_command(CLI::App& root, CommandList& commands);
 void add_train_command(CLI::App& root, CommandList& commands);
 void add_export_command(CLI::App& root, CommandList& commands);
+void add_profile_command(CLI::App& root, CommandList& commands);
+void add_build_space_command(CLI::App& root, CommandList& commands);
 
 }  // namespace hydraulis::apps

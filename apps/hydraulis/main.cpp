@@ -40,6 +40,8 @@ int main(int argc, char** argv) {
   hydraulis::apps::add_simulate_command(root, commands);
   hydraulis::apps::add_train_command(root, commands);
   hydraulis::apps::add_export_command(root, commands);
+  hydraulis::apps::add_profile_command(root, commands);
+  hydraulis::apps::add_build_space_command(root, commands);
   try {
     root.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,0 +1,124 @@
+// End to end through the real binary: `hydraulis profile` of (1, 1, 1) for the tiny model on the
+// CPU (3 lengths × 1 repeat), `hydraulis build-space` on it, the space loading with
+// planner::SchemeSpace and accepted by `hydraulis train --scheme-space`; and the too-few-lengths
+// error of a 2-length profile. Docs: docs/profiling.md.
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "planner/profile.h"
+#include "planner/scheme_space.h"
+#include "train_test_util.h"
+
+namespace hydraulis::train {
+namespace {
+
+std::string binary() {
+  const char* dir = std::getenv("HYD_BINARY_DIR");
+  return (dir != nullptr ? std::string(dir) : std::string("build")) + "/bin/hydraulis";
+}
+
+struct CommandResult {
+  int status = -1;
+  std::string output;  // stdout and stderr
+};
+
+CommandResult run_hydraulis(const std::string& args, const std::string& log) {
+  CommandResult r;
+  const std::string command = "\"" + binary() + "\" " + args + " > \"" + log + "\" 2>&1";
+  r.status = std::system(command.c_str());
+  std::ifstream in(log);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  r.output = ss.str();
+  return r;
+}
+
+class ProfileCli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = ::testing::TempDir() + "/profile_cli_" + std::to_string(getpid());
+    std::filesystem::create_directories(dir_);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  std::string file(const std::string& name) const { return dir_ + "/" + name; }
+  std::string dir_;
+};
+
+TEST_F(ProfileCli, ProfileBuildSpaceTrain) {
+  const std::string tiny = "--model tiny --device cpu --schemes \"[(1, 1, 1)]\" --warmup 0 --repeats 1";
+  CommandResult profile = run_hydraulis("profile " + tiny + " --min-seq-len 128 --max-seq-len 512 --out " +
+                        file("p.json"),
+                    file("profile.log"));
+  ASSERT_EQ(profile.status, 0) << profile.output;
+  EXPECT_NE(profile.output.find("profile (1, 1, 1) [1/1] 512 tokens:"), std::string::npos)
+      << profile.output;
+  EXPECT_NE(profile.output.find("ETA"), std::string::npos);
+  auto p = planner::Profile::load(file("p.json"));
+  ASSERT_TRUE(p.is_ok()) << p.status().message();
+  EXPECT_EQ(p->model.name, "tiny");
+  EXPECT_EQ(p->device_kind, "cpu");
+  ASSERT_EQ(p->schemes.size(), 1u);
+  const planner::SchemeProfile& s = p->schemes[0];
+  ASSERT_EQ(s.points.size(), 3u);
+  EXPECT_EQ(s.points[2].seq_len, 512);
+  EXPECT_EQ(s.points[0].step_ms.size(), 1u);
+  EXPECT_GT(s.points[2].peak_bytes[0], s.ranks[0].total());  // activations on top of the state
+  // The tiny model's state on one rank: 7.23M parameters × (8 B strategy + 16 B optimizer).
+  EXPECT_EQ(s.ranks[0].layers, 4);
+
+  CommandResult build = run_hydraulis("build-space --profile " + file("p.json") + " --out " + file("space.json"),
+                  file("build.log"));
+  ASSERT_EQ(build.status, 0) << build.output;
+  EXPECT_NE(build.output.find("(1, 1, 1)"), std::string::npos) << build.output;
+  EXPECT_NE(build.output.find("memory regression: B"), std::string::npos) << build.output;
+  auto space = planner::SchemeSpace::load(file("space.json"));
+  ASSERT_TRUE(space.is_ok()) << space.status().message();
+  ASSERT_NE(space->find({1, 1, 1}), nullptr);
+  EXPECT_GT(space->find({1, 1, 1})->b, 0);
+  EXPECT_EQ(space->model().hidden, 128);
+  EXPECT_GT(space->memory().activation_per_tp.at(1), 0);
+
+  const std::string data = testing::real_dataset(30);
+  if (data.empty()) GTEST_SKIP() << "demo corpus missing (scripts/setup.sh makes data/corpora)";
+  CommandResult train = run_hydraulis("train --model tiny --data " + data +
+                      " --steps 1 --global-token-num 1024 --max-seq-len 256 --strategies "
+                      "\"[[(1, 1, 1)]]\" --scheme-space " + file("space.json"),
+                  file("train.log"));
+  ASSERT_EQ(train.status, 0) << train.output;
+  EXPECT_NE(train.output.find("trained 1 steps of tiny"), std::string::npos) << train.output;
+}
+
+TEST_F(ProfileCli, TwoLengthsAreTooFewForTheFit) {
+  CommandResult profile = run_hydraulis("profile --model tiny --schemes \"[(1, 1, 1)]\" --warmup 0 --repeats 1 "
+                    "--min-seq-len 128 --max-seq-len 256 --out " + file("short.json"),
+                    file("profile.log"));
+  ASSERT_EQ(profile.status, 0) << profile.output;
+  CommandResult build = run_hydraulis("build-space --profile " + file("short.json") + " --out " + file("s.json"),
+                  file("build.log"));
+  EXPECT_NE(build.status, 0);
+  EXPECT_NE(build.output.find("scheme (1, 1, 1) has 2 profiled lengths (128, 256); the quadratic "
+                              "a·s² + b·s + c needs at least 3"),
+            std::string::npos)
+      << build.output;
+  EXPECT_FALSE(std::filesystem::exists(file("s.json")));
+}
+
+TEST_F(ProfileCli, SchemeNeedingMoreRanksIsRefused) {
+  CommandResult profile = run_hydraulis("profile --model tiny --schemes \"[(1, 2, 1)]\" --out " + file("x.json"),
+                    file("profile.log"));
+  EXPECT_NE(profile.status, 0);
+  EXPECT_NE(profile.output.find("scheme (1, 2, 1) needs 2 ranks but this run has 1: start the "
+                                "profile with mpirun -np 2"),
+            std::string::npos)
+      << profile.output;
+}
+
+}  // namespace
+}  // namespace hydraulis::train
