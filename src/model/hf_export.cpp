@@ -34,7 +34,8 @@ constexpr const char* kEndOfText = "<|endoftext|>";
 constexpr int64_t kGpt2EndOfTextId = 50256;
 
 // Rows [begin, end) of a CPU f32/f64/bf16/f16 tensor as a new tensor of `dtype` (f32 or bf16).
-// Values go through float: f64 master weights are rounded to f32 first, then (bf16) to nearest even.
+// Values go through float: f64 master weights are rounded to f32 first, then (bf16) to nearest
+// even.
 Tensor convert_rows(const Tensor& src, int64_t begin, int64_t end, DType dtype) {
   const Tensor rows = src.narrow_rows(begin, end);
   core::Shape shape = rows.shape();
@@ -42,11 +43,16 @@ Tensor convert_rows(const Tensor& src, int64_t begin, int64_t end, DType dtype) 
   const int64_t n = rows.numel();
   auto value = [&](int64_t i) -> float {
     switch (rows.dtype()) {
-      case DType::kF32: return rows.data<float>()[i];
-      case DType::kF64: return float(rows.data<double>()[i]);
-      case DType::kBF16: return float(rows.data<core::BFloat16>()[i]);
-      case DType::kF16: return float(rows.data<core::Float16>()[i]);
-      default: HYD_CHECK(false, "convert_rows: unsupported dtype {}", core::dtype_name(rows.dtype()));
+      case DType::kF32:
+        return rows.data<float>()[i];
+      case DType::kF64:
+        return float(rows.data<double>()[i]);
+      case DType::kBF16:
+        return float(rows.data<core::BFloat16>()[i]);
+      case DType::kF16:
+        return float(rows.data<core::Float16>()[i]);
+      default:
+        HYD_CHECK(false, "convert_rows: unsupported dtype {}", core::dtype_name(rows.dtype()));
     }
     return 0;
   };
@@ -124,7 +130,7 @@ core::StatusOr<TokenizerFiles> read_tokenizer_files(const HfExportOptions& optio
 }
 
 Json tokenizer_config_json(const LlamaConfig& config, int64_t eod_id) {
-  Json special = {{"content", kEndOfText}, {"lstrip", false},   {"normalized", true},
+  Json special = {{"content", kEndOfText}, {"lstrip", false},      {"normalized", true},
                   {"rstrip", false},       {"single_word", false}, {"special", true}};
   Json tc = {{"tokenizer_class", "GPT2Tokenizer"},
              {"model_max_length", config.max_seq_len},
@@ -173,11 +179,11 @@ core::StatusOr<std::map<std::string, const Tensor*>> index_params(const LlamaCon
   }
   for (const auto& [name, tensor] : params) {
     if (!expected.count(name)) {
-      return core::invalid_argument(
-          "export: tensor '{}' is not a parameter of model '{}' ({}){}", name, config.name,
-          config.describe(),
-          name == "lm_head.weight" ? ": the config has a tied head, the weights an untied one"
-                                   : "");
+      return core::invalid_argument("export: tensor '{}' is not a parameter of model '{}' ({}){}",
+                                    name, config.name, config.describe(),
+                                    name == "lm_head.weight"
+                                        ? ": the config has a tied head, the weights an untied one"
+                                        : "");
     }
   }
   return by_name;
@@ -200,8 +206,7 @@ class DirectoryGuard {
   std::string path_;
 };
 
-core::Status check_output_directory(const std::string& out, ExistingOutput existing,
-                                    bool& exists) {
+core::Status check_output_directory(const std::string& out, ExistingOutput existing, bool& exists) {
   std::error_code ec;
   const fs::file_status st = fs::status(out, ec);
   exists = fs::exists(st);
@@ -424,7 +429,8 @@ core::Status export_hf(const LlamaConfig& config, const NamedTensors& params,
     HYD_RETURN_IF_ERROR(core::write_file_atomic(temp + "/merges.txt", tokenizer.merges));
     HYD_RETURN_IF_ERROR(core::write_json_file(temp + "/tokenizer_config.json",
                                               tokenizer_config_json(config, tokenizer.eod_id)));
-    Json special = {{"bos_token", kEndOfText}, {"eos_token", kEndOfText}, {"unk_token", kEndOfText}};
+    Json special = {
+        {"bos_token", kEndOfText}, {"eos_token", kEndOfText}, {"unk_token", kEndOfText}};
     HYD_RETURN_IF_ERROR(core::write_json_file(temp + "/special_tokens_map.json", special));
   }
   fsync_directory(temp);
@@ -523,10 +529,10 @@ core::StatusOr<Tensor> model_logits(const LlamaConfig& config, const NamedTensor
     layer_fwd(config, store, l, x, batch, local_collectives(), acts, y);
     x = y;
   }
-  Tensor xf = ops.empty({T, config.hidden}, DType::kF32);            // (T, C)
-  Tensor rstd = ops.empty({T}, ops.statistic_dtype(DType::kF32));    // (T)
+  Tensor xf = ops.empty({T, config.hidden}, DType::kF32);          // (T, C)
+  Tensor rstd = ops.empty({T}, ops.statistic_dtype(DType::kF32));  // (T)
   ops.rms_norm_fwd(x, store.final_norm().value, config.norm_eps, xf, rstd);
-  Tensor logits = ops.empty({T, config.vocab_size}, DType::kF32);    // (T, V)
+  Tensor logits = ops.empty({T, config.vocab_size}, DType::kF32);  // (T, V)
   ops.matmul_fwd(xf, store.lm_head().value, logits);
   return logits;
 }

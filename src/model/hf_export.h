@@ -45,7 +45,7 @@ struct HfTensorMap {
   std::string our_name;   // "model.layers.0.mlp.gate_up_proj.weight"
   int64_t row_begin = 0;  // rows [row_begin, row_end) of our tensor (gate/up split the fused one)
   int64_t row_end = 0;
-  core::Shape shape;      // the HF tensor's shape
+  core::Shape shape;  // the HF tensor's shape
 };
 // Every tensor of the export, in file order (lm_head.weight only when untied).
 std::vector<HfTensorMap> hf_tensor_map(const LlamaConfig& config);

@@ -126,8 +126,9 @@ TEST(ExportCli, CheckpointToHuggingFaceAndBack) {
   EXPECT_TRUE(contains(help.output, "--checkpoint") && contains(help.output, "--dtype"));
 
   // f32: bitwise the checkpoint's weights; the check file holds the read-back export's logits.
-  CliRun f32 = hydraulis({"export", "--checkpoint", ckpt, "--out", out, "--dtype", "f32", "--vocab",
-                       vocab, "--merges", merges, "--check-logits", root + "/check.safetensors"});
+  CliRun f32 =
+      hydraulis({"export", "--checkpoint", ckpt, "--out", out, "--dtype", "f32", "--vocab", vocab,
+                 "--merges", merges, "--check-logits", root + "/check.safetensors"});
   ASSERT_EQ(f32.exit_code, 0) << f32.output;
   EXPECT_TRUE(contains(f32.output, "exported step 2")) << f32.output;
   EXPECT_TRUE(contains(f32.output, "differ by 0 of the largest")) << f32.output;
@@ -163,7 +164,8 @@ TEST(ExportCli, CheckpointToHuggingFaceAndBack) {
   EXPECT_TRUE(contains(again.output, "non-empty") && contains(again.output, "--force"))
       << again.output;
   EXPECT_EQ(model::import_hf(out)->dtype, DType::kF32);
-  CliRun bf16 = hydraulis({"export", "--checkpoint", ckpt + "/step-00000002", "--out", out, "--force"});
+  CliRun bf16 =
+      hydraulis({"export", "--checkpoint", ckpt + "/step-00000002", "--out", out, "--force"});
   ASSERT_EQ(bf16.exit_code, 0) << bf16.output;
   EXPECT_TRUE(contains(bf16.output, "no tokenizer files")) << bf16.output;
   back = model::import_hf(out);
@@ -181,7 +183,8 @@ TEST(ExportCli, CheckpointToHuggingFaceAndBack) {
   EXPECT_EQ(missing.exit_code, 1);
   EXPECT_TRUE(contains(missing.output, root + "/nothing")) << missing.output;
   EXPECT_FALSE(fs::exists(root + "/x"));
-  CliRun dtype = hydraulis({"export", "--checkpoint", ckpt, "--out", root + "/y", "--dtype", "f16"});
+  CliRun dtype =
+      hydraulis({"export", "--checkpoint", ckpt, "--out", root + "/y", "--dtype", "f16"});
   EXPECT_NE(dtype.exit_code, 0);
   EXPECT_FALSE(fs::exists(root + "/y"));
   fs::remove_all(root);
