@@ -4,7 +4,10 @@
 // metrics JSONL (with MFU and peak memory on a GPU). --device cuda runs the same loop on one GPU
 // (bf16 compute, fp32 master weights). With --strategies it runs the distributed runtime under
 // mpirun: heterogeneous strategies chosen per step by the planner (train/distributed_trainer.h).
+#include <signal.h>
+
 #include <algorithm>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <limits>
@@ -22,6 +25,7 @@
 #include "comm/nccl_comm.h"
 #endif
 #include "planner/strategy.h"
+#include "train/checkpoint.h"
 #include "train/distributed_trainer.h"
 #include "train/trainer.h"
 
@@ -50,10 +54,61 @@ struct TrainArgs {
   std::string order = "sequential";
   bool skip_nonfinite = false;
   bool dry_run = false;
+  std::string checkpoint_dir;
+  int64_t checkpoint_every = 0;
+  int keep_checkpoints = 2;
+  bool resume = false;
   std::string strategies;
   std::string scheme_space;
   int method = 4;
 };
+
+// SIGTERM (a scheduler pre-empting the job, `kill`, mpirun forwarding it): the handler only sets a
+// flag; the trainers ask it after every step (ranks agree on it over the world), checkpoint that
+// step and stop, and the command then exits non-zero naming the step.
+volatile std::sig_atomic_t g_sigterm = 0;
+
+void on_sigterm(int) { g_sigterm = 1; }
+
+void install_sigterm_handler() {
+  struct sigaction action {};
+  action.sa_handler = on_sigterm;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGTERM, &action, nullptr);
+}
+
+bool sigterm_received() { return g_sigterm != 0; }
+
+core::Status stopped_by_sigterm(const TrainArgs& args, int64_t step) {
+  if (args.checkpoint_dir.empty()) {
+    return core::make_error(core::StatusCode::kFailedPrecondition,
+                            "stopped by SIGTERM after step {} of {}; no --checkpoint-dir, so "
+                            "nothing was saved",
+                            step, args.steps);
+  }
+  return core::make_error(core::StatusCode::kFailedPrecondition,
+                          "stopped by SIGTERM after step {} of {}; checkpoint {}/{} written: "
+                          "continue with --resume --checkpoint-dir {}",
+                          step, args.steps, args.checkpoint_dir, train::step_directory_name(step),
+                          args.checkpoint_dir);
+}
+
+// After --resume: the checkpoint's step must not be past --steps.
+core::Status check_resumed_step(const TrainArgs& args, int64_t step, bool print) {
+  if (step > args.steps) {
+    return core::invalid_argument(
+        "the checkpoint in {} is at step {}, past --steps {}: raise --steps (the total step "
+        "count) above {}",
+        args.checkpoint_dir, step, args.steps, step);
+  }
+  if (print) {
+    std::fprintf(stderr, "resumed from %s at step %lld; %s %lld\n", args.checkpoint_dir.c_str(),
+                 static_cast<long long>(step),
+                 step == args.steps ? "nothing left to train: --steps is" : "training to step",
+                 static_cast<long long>(args.steps));
+  }
+  return core::Status::ok();
+}
 
 // Multi-rank training (mpirun -np N hydraulis train --strategies ...): every rank plans, rank 0
 // prints and writes the metrics.
@@ -104,10 +159,18 @@ core::Status run_distributed(const TrainArgs& args, const train::TrainerConfig& 
   auto created = train::DistributedTrainer::create(config, dataset, world, device_world, ops);
   if (!created.is_ok()) return created.status().with_context(fmt::format("rank {}", world->rank()));
   auto& t = *created;
-  core::Status status = t->run();
+  if (args.resume) {
+    core::Status resumed = t->load_checkpoint(args.checkpoint_dir);
+    if (resumed.is_ok()) resumed = check_resumed_step(args, t->steps_done(), world->rank() == 0);
+    if (!resumed.is_ok()) return resumed.with_context(fmt::format("rank {}", world->rank()));
+  }
+  install_sigterm_handler();
+  core::Status status = t->run({}, sigterm_received);
   if (!status.is_ok()) return status.with_context(fmt::format("rank {}", world->rank()));
+  const bool stopped = t->stopped();
+  const int64_t steps_done = t->steps_done();
   const auto& history = t->history();
-  if (world->rank() == 0) {
+  if (world->rank() == 0 && !history.empty()) {
     double tokens = 0, seconds = 0;
     for (size_t i = history.size() > 1 ? 1 : 0; i < history.size(); ++i) {
       tokens += double(history[i].tokens);
@@ -120,10 +183,10 @@ core::Status run_distributed(const TrainArgs& args, const train::TrainerConfig& 
   }
   t.reset();
 #if HYD_WITH_MPI
-  return comm::mpi_finalize();
-#else
-  return core::Status::ok();
+  HYD_RETURN_IF_ERROR(comm::mpi_finalize());
 #endif
+  if (stopped) return stopped_by_sigterm(args, steps_done);
+  return core::Status::ok();
 }
 
 core::Status run_train(const TrainArgs& args) {
@@ -153,6 +216,12 @@ core::Status run_train(const TrainArgs& args) {
   config.nonfinite =
       args.skip_nonfinite ? train::NonfinitePolicy::kSkipStep : train::NonfinitePolicy::kStop;
   config.metrics_path = args.metrics;
+  config.checkpoint_dir = args.checkpoint_dir;
+  config.checkpoint_every = args.checkpoint_every;
+  config.keep_checkpoints = args.keep_checkpoints;
+  if (args.resume && args.checkpoint_dir.empty()) {
+    return core::invalid_argument("--resume needs --checkpoint-dir D, the directory to continue from");
+  }
   // On a GPU the LM head runs over larger chunks (bf16 (chunk, V) logits) so its GEMMs are big.
   if (cuda) config.model_options.logits_chunk_tokens = args.logits_chunk_tokens;
   HYD_RETURN_IF_ERROR(config.validate());
@@ -183,20 +252,31 @@ core::Status run_train(const TrainArgs& args) {
   }
   HYD_ASSIGN_OR_RETURN(auto trainer, train::Trainer::create(config, dataset));
   if (cuda) std::fprintf(stderr, "device %s\n", trainer->ops().description().c_str());
+  if (args.resume) {
+    HYD_RETURN_IF_ERROR(trainer->load_checkpoint(args.checkpoint_dir));
+    HYD_RETURN_IF_ERROR(check_resumed_step(args, trainer->steps_done(), true));
+  }
+  install_sigterm_handler();
   double tokens = 0, seconds = 0, flops = 0;
   int64_t peak_memory = 0;
-  HYD_RETURN_IF_ERROR(trainer->run([&](const train::StepMetrics& m) {
-    peak_memory = std::max(peak_memory, m.peak_memory_bytes);
-    if (m.step == 1 && args.steps > 1) return;  // first step warms caches and threads
-    tokens += double(m.tokens);
-    seconds += m.step_ms / 1e3;
-    flops += m.model_tflops_per_s * 1e12 * m.step_ms / 1e3;
-  }));
+  const int64_t first_step = trainer->steps_done() + 1;
+  HYD_RETURN_IF_ERROR(trainer->run(
+      [&](const train::StepMetrics& m) {
+        peak_memory = std::max(peak_memory, m.peak_memory_bytes);
+        if (m.step == first_step && args.steps > first_step) return;  // warms caches and threads
+        tokens += double(m.tokens);
+        seconds += m.step_ms / 1e3;
+        flops += m.model_tflops_per_s * 1e12 * m.step_ms / 1e3;
+      },
+      sigterm_received));
+  if (trainer->stopped()) return stopped_by_sigterm(args, trainer->steps_done());
   const auto& history = trainer->history();
-  std::printf("trained %lld steps of %s: loss %.4f -> %.4f, %s tokens/s (steps 2..%lld)%s%s\n",
+  if (history.empty()) return core::Status::ok();  // resumed at --steps: nothing left to train
+  std::printf("trained %lld steps of %s: loss %.4f -> %.4f, %s tokens/s (steps %lld..%lld)%s%s\n",
               static_cast<long long>(history.size()), model.name.c_str(), history.front().loss,
               history.back().loss, core::format_count(seconds > 0 ? tokens / seconds : 0).c_str(),
-              static_cast<long long>(history.size()), args.metrics.empty() ? "" : ", metrics in ",
+              static_cast<long long>(std::min(first_step + 1, trainer->steps_done())),
+              static_cast<long long>(trainer->steps_done()), args.metrics.empty() ? "" : ", metrics in ",
               args.metrics.c_str());
   if (cuda && seconds > 0) {
     const double peak = trainer->ops().peak_flops();
@@ -272,6 +352,21 @@ void add_train_command(CLI::App& root, CommandList& commands) {
   app->add_flag("--skip-nonfinite", args->skip_nonfinite,
                 "Skip a step whose loss or gradients hold NaN/Inf instead of stopping");
   app->add_flag("--dry-run", args->dry_run, "Print the model and the memory forecast, then exit");
+  app->add_option("--checkpoint-dir", args->checkpoint_dir,
+                  "Write checkpoints to D/step-NNNNNNNN (after the last step, every "
+                  "--checkpoint-every steps and on SIGTERM); D/latest names the newest");
+  app->add_option("--checkpoint-every", args->checkpoint_every,
+                  "Also checkpoint every K steps (0: only at the end and on SIGTERM)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app->add_option("--keep-checkpoints", args->keep_checkpoints,
+                  "Checkpoints kept in --checkpoint-dir (older ones are deleted after a new one "
+                  "is committed)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1 << 20));
+  app->add_flag("--resume", args->resume,
+                "Continue from the latest checkpoint of --checkpoint-dir up to --steps (the total "
+                "step count); any strategy list and rank count may have written it");
   app->add_option("--strategies", args->strategies,
                   "Strategy list \"[[(cp, tp, pp), ...], ...]\" (first homogeneous): multi-rank "
                   "training under mpirun -np N, N = GPUs of every strategy");
