@@ -454,7 +454,14 @@ core::StatusOr<HfModel> import_hf(const std::string& dir) {
   }
   HYD_ASSIGN_OR_RETURN(Json cfg, core::read_json_file(config_path));
   HfModel model;
-  HYD_ASSIGN_OR_RETURN(model.config, config_from_json(cfg, config_path));
+  core::StatusOr<LlamaConfig> config = core::internal_error("config.json not read");
+  try {
+    config = config_from_json(cfg, config_path);
+  } catch (const Json::exception& e) {  // a field of the wrong JSON type
+    return core::invalid_argument("{}: {}: fix the field's type (see docs/model.md, \"Export\")",
+                                  config_path, e.what());
+  }
+  HYD_ASSIGN_OR_RETURN(model.config, std::move(config));
   HYD_ASSIGN_OR_RETURN(SafetensorsFile file, read_safetensors(weights_path));
 
   // Our tensors in parameter_specs order, filled row range by row range.

@@ -602,6 +602,10 @@ TEST(HfExport, ImportRefusesMissingMisshapenOrForeignTensorsAndConfigs) {
   cfg["num_key_value_heads"] = 3;
   ASSERT_TRUE(core::write_json_file(hf + "/config.json", cfg).is_ok());
   expect_error(import_hf(hf).status(), {"config.json", "num_kv_heads 3"});
+  cfg = core::parse_json(good_config, "config.json").value();
+  cfg["tie_word_embeddings"] = "yes";
+  ASSERT_TRUE(core::write_json_file(hf + "/config.json", cfg).is_ok());
+  expect_error(import_hf(hf).status(), {"config.json", "type"});
   expect_error(import_hf(dir.at("nothing")).status(), {"no config.json"});
 }
 
