@@ -6,7 +6,11 @@
 #include "model/hf_export.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
 
 #include <cmath>
 #include <cstring>
@@ -226,6 +230,24 @@ core::Status check_output_directory(const std::string& out, ExistingOutput exist
   return core::Status::ok();
 }
 
+// Removes "<out>.tmp.<pid>" directories of exports whose process is gone (killed mid-export).
+void remove_stale_temp_directories(const std::string& out) {
+  const fs::path target(out);
+  const fs::path parent = target.parent_path().empty() ? fs::path(".") : target.parent_path();
+  const std::string prefix = target.filename().string() + ".tmp.";
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(parent, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind(prefix, 0) != 0 || !entry.is_directory(ec)) continue;
+    const std::string digits = name.substr(prefix.size());
+    if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos) continue;
+    const long pid = std::strtol(digits.c_str(), nullptr, 10);
+    if (pid > 0 && pid != long(::getpid()) && ::kill(pid_t(pid), 0) != 0 && errno == ESRCH) {
+      fs::remove_all(entry.path(), ec);
+    }
+  }
+}
+
 // Moves `temp` to `out`; an existing `out` is moved aside first and removed afterwards.
 core::Status move_into_place(const std::string& temp, const std::string& out, bool out_exists) {
   std::error_code ec;
@@ -410,6 +432,7 @@ core::Status export_hf(const LlamaConfig& config, const NamedTensors& params,
 
   const fs::path parent = fs::path(out).parent_path();
   if (!parent.empty()) HYD_RETURN_IF_ERROR(core::make_directories(parent.string()));
+  remove_stale_temp_directories(out);
   const std::string temp = out + ".tmp." + std::to_string(::getpid());
   std::error_code ec;
   fs::remove_all(temp, ec);

@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -555,6 +556,20 @@ TEST(HfExport, BadWeightsAndOutputDirectoriesAreRefusedWithTheFix) {
   EXPECT_TRUE(export_hf(c, weights, dir.at("empty/"), HfExportOptions{}).is_ok());
   EXPECT_TRUE(core::file_exists(dir.at("empty/config.json")));
   expect_error(export_hf(c, weights, dir.at("out/config.json"), force), {"not a directory"});
+  // A temp directory of an export that was killed (its process is gone) is cleaned up; one of a
+  // live process (this one's parent) is not.
+  const pid_t dead = ::fork();
+  if (dead == 0) ::_exit(0);
+  ASSERT_GT(dead, 0);
+  ::waitpid(dead, nullptr, 0);
+  const std::string stale = dir.at("out.tmp." + std::to_string(dead));
+  const std::string live = dir.at("out.tmp." + std::to_string(::getppid()));
+  fs::create_directories(stale);
+  fs::create_directories(live);
+  ASSERT_TRUE(export_hf(c, weights, dir.at("out"), force).is_ok());
+  EXPECT_FALSE(fs::exists(stale));
+  EXPECT_TRUE(fs::exists(live));
+  fs::remove_all(live);
   // No temp or moved-aside directories are left behind.
   std::vector<std::string> names;
   for (const auto& e : fs::directory_iterator(dir.path)) names.push_back(e.path().filename());
