@@ -20,6 +20,7 @@
 
 #include "core/file.h"
 #include "core/json.h"
+#include "kernels/cpu/parallel.h"
 #include "model/collectives.h"
 #include "model/decoder_layer.h"
 #include "model/parameters.h"
@@ -37,36 +38,42 @@ using core::Tensor;
 constexpr const char* kEndOfText = "<|endoftext|>";
 constexpr int64_t kGpt2EndOfTextId = 50256;
 
+// y[i] = To(float(x[i])) for i < n, over the CPU threads.
+template <typename From, typename To>
+void convert_values(const From* x, To* y, int64_t n) {
+  cpu::parallel_for(n, int64_t{1} << 16, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) y[i] = To(float(x[i]));
+  });
+}
+
+template <typename To>
+void convert_from(const Tensor& rows, To* y) {
+  const int64_t n = rows.numel();
+  switch (rows.dtype()) {
+    case DType::kF32:
+      return convert_values(rows.data<float>(), y, n);
+    case DType::kF64:
+      return convert_values(rows.data<double>(), y, n);
+    case DType::kBF16:
+      return convert_values(rows.data<core::BFloat16>(), y, n);
+    case DType::kF16:
+      return convert_values(rows.data<core::Float16>(), y, n);
+    default:
+      HYD_CHECK(false, "convert_rows: unsupported dtype {}", core::dtype_name(rows.dtype()));
+  }
+}
+
 // Rows [begin, end) of a CPU f32/f64/bf16/f16 tensor as a new tensor of `dtype` (f32 or bf16).
 // Values go through float: f64 master weights are rounded to f32 first, then (bf16) to nearest
 // even.
 Tensor convert_rows(const Tensor& src, int64_t begin, int64_t end, DType dtype) {
   const Tensor rows = src.narrow_rows(begin, end);
-  core::Shape shape = rows.shape();
-  Tensor out = Tensor::empty(shape, dtype);
-  const int64_t n = rows.numel();
-  auto value = [&](int64_t i) -> float {
-    switch (rows.dtype()) {
-      case DType::kF32:
-        return rows.data<float>()[i];
-      case DType::kF64:
-        return float(rows.data<double>()[i]);
-      case DType::kBF16:
-        return float(rows.data<core::BFloat16>()[i]);
-      case DType::kF16:
-        return float(rows.data<core::Float16>()[i]);
-      default:
-        HYD_CHECK(false, "convert_rows: unsupported dtype {}", core::dtype_name(rows.dtype()));
-    }
-    return 0;
-  };
+  Tensor out = Tensor::empty(rows.shape(), dtype);
   if (dtype == DType::kBF16) {
-    auto* y = out.data<core::BFloat16>();
-    for (int64_t i = 0; i < n; ++i) y[i] = core::BFloat16(value(i));
+    convert_from(rows, out.data<core::BFloat16>());
   } else {
     HYD_CHECK(dtype == DType::kF32, "convert_rows: target dtype {}", core::dtype_name(dtype));
-    float* y = out.data<float>();
-    for (int64_t i = 0; i < n; ++i) y[i] = value(i);
+    convert_from(rows, out.data<float>());
   }
   return out;
 }
