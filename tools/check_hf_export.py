@@ -14,7 +14,7 @@ For every sequence the script runs
 and compares each with our logits: max |theirs - ours| / max |ours| must stay below --tolerance
 (default 1e-3; both sides use the same weights, so only float arithmetic differs), and the
 arg-max token must agree. Prints one JSON line per implementation; exits 1 on a mismatch.
-Needs torch (and optionally transformers). Usage (docs/model.md, "Export"):
+Needs torch (and optionally transformers). Usage (docs/model.md, "Export to Hugging Face"):
   python3 tools/check_hf_export.py --model DIR --logits F [--device cpu|cuda] [--tolerance X]
 """
 import argparse

@@ -1,7 +1,7 @@
 // `hydraulis export`: a training checkpoint (train::load_checkpoint_weights) to a Hugging Face
 // LLaMA directory that transformers' LlamaForCausalLM loads (library: src/model/hf_export.h;
-// docs: docs/model.md, "Export"). --check-logits reads the export back and writes our logits on
-// a tokenized text for tools/check_hf_export.py.
+// docs: docs/model.md, "Export to Hugging Face"). --check-logits reads the export back and writes
+// our logits on a tokenized text for tools/check_hf_export.py.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -101,7 +101,8 @@ core::Status run_export(const ExportArgs& args) {
 void add_export_command(CLI::App& root, CommandList& commands) {
   CLI::App* app = root.add_subcommand(
       "export",
-      "Export a training checkpoint to Hugging Face LLaMA format (docs/model.md, \"Export\").\n"
+      "Export a training checkpoint to Hugging Face LLaMA format (docs/model.md, \"Export to "
+      "Hugging Face\").\n"
       "DIR gets model.safetensors (HF names; gate/up unfused; all padded vocabulary rows, so\n"
       "vocab_size is the model's), config.json (LlamaForCausalLM), generation_config.json and,\n"
       "with --vocab/--merges, the GPT-2 tokenizer files (vocab.json, merges.txt,\n"

@@ -1,8 +1,8 @@
-// Hugging Face LLaMA export/import (docs/model.md, "Export"). The directory is assembled under
-// "<out>.tmp.<pid>" (every file itself written through core::AtomicFile) and renamed into place
-// at the end; a replaced directory is first moved aside to "<out>.old.<pid>" and removed only
-// after the new one is in place, so an interrupted export never leaves a directory at <out> that
-// looks complete but is not.
+// Hugging Face LLaMA export/import (docs/model.md, "Export to Hugging Face"). The directory is
+// assembled under "<out>.tmp.<pid>" (every file itself written through core::AtomicFile) and
+// renamed into place at the end; a replaced directory is first moved aside to "<out>.old.<pid>" and
+// removed only after the new one is in place, so an interrupted export never leaves a directory at
+// <out> that looks complete but is not.
 #include "model/hf_export.h"
 
 #include <fcntl.h>
@@ -488,8 +488,9 @@ core::StatusOr<HfModel> import_hf(const std::string& dir) {
   try {
     config = config_from_json(cfg, config_path);
   } catch (const Json::exception& e) {  // a field of the wrong JSON type
-    return core::invalid_argument("{}: {}: fix the field's type (see docs/model.md, \"Export\")",
-                                  config_path, e.what());
+    return core::invalid_argument(
+        "{}: {}: fix the field's type (docs/model.md, \"Export to Hugging Face\")", config_path,
+        e.what());
   }
   HYD_ASSIGN_OR_RETURN(model.config, std::move(config));
   HYD_ASSIGN_OR_RETURN(SafetensorsFile file, read_safetensors(weights_path));

@@ -3,7 +3,8 @@
 // tokenizer files), written atomically, and import_hf() which reads such a directory back into
 // our config and logical tensors (our names, f32). The name map, RoPE convention (ours already
 // rotates halves like HF: q/k rows are exported unpermuted), vocabulary padding and dtypes are in
-// docs/model.md, "Export". Tests: tests/model/hf_export_test.cpp; tools/check_hf_export.py.
+// docs/model.md, "Export to Hugging Face". Tests: tests/model/hf_export_test.cpp,
+// tests/apps/export_cli_test.cpp; against transformers: tools/check_hf_export.py.
 #pragma once
 
 #include <cstdint>

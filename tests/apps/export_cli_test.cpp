@@ -2,7 +2,8 @@
 // checkpoint written by the checkpoint writer (train/checkpoint.h) is exported in f32 and bf16,
 // read back with model::import_hf and compared with the checkpoint's weights (bitwise / one
 // bf16 rounding each); --check-logits writes the logits of the read-back export; a non-empty
-// --out needs --force; a missing checkpoint is an error naming it. Docs: docs/model.md "Export".
+// --out needs --force; a missing checkpoint is an error naming it. Docs: docs/model.md "Export to
+// Hugging Face".
 #include <gtest/gtest.h>
 
 #include <sys/wait.h>

@@ -4,7 +4,7 @@
 // export -> import_hf give bitwise-equal logits in f32 and bf16-close ones in bf16, on real GPT-2
 // tokens of the web corpus; config.json, names and shapes are what LlamaForCausalLM expects; bad
 // input fails with the file, value and fix named. HYD_HF_EXPORT_KEEP=DIR keeps an export and its
-// logits for tools/check_hf_export.py (docs/model.md, "Export").
+// logits for tools/check_hf_export.py (docs/model.md, "Export to Hugging Face").
 #include "model/hf_export.h"
 
 #include <gtest/gtest.h>
@@ -409,7 +409,8 @@ TEST(HfExport, Bf16RoundTripRoundsEveryWeightOnceAndKeepsLogitsWithinBf16Toleran
   const Tensor after = model_logits(back->config, back->params, batch).value();
   const double err = relative_error(after, before);
   EXPECT_GT(err, 1e-6);  // bf16 really rounded
-  EXPECT_LT(err, 3e-2);  // of max |logit|; measured 1.4e-2 (docs/model.md, "Export")
+  EXPECT_LT(err,
+            3e-2);  // of max |logit|; measured 1.4e-2 (docs/model.md, "Export to Hugging Face")
   // The most likely next token stays the same almost everywhere.
   const int64_t T = before.size(0), V = before.size(1);
   int64_t same_argmax = 0;
