@@ -23,6 +23,7 @@ int scheme_space_one_input(const uint8_t* data, size_t size);
 int strategy_list_one_input(const uint8_t* data, size_t size);
 int batches_one_input(const uint8_t* data, size_t size);
 int plan_jsonl_one_input(const uint8_t* data, size_t size);
+int checkpoint_one_input(const uint8_t* data, size_t size);
 
 inline std::string_view as_text(const uint8_t* data, size_t size) {
   return {reinterpret_cast<const char*>(data), size};

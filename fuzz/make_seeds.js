@@ -122,4 +122,97 @@ seed('plan_jsonl', 'design_form.jsonl', JSON.stringify({ batch: 0, strategy: 1,
     { scheme: [1, 2, 1], max_tokens: 16384, estimated_ms: 12.5, micro_batches: [[0, 2], [1]] },
     { scheme: [1, 1, 2], max_tokens: 8192, estimated_ms: 0, micro_batches: [] }] }) + '\n');
 
+// checkpoint: a real checkpoint written by `hydraulis train` (tiny, 1 step, 87 MB) is too large
+// to mutate, so the seeds are small checkpoints cut from it: its metadata (training settings,
+// sampler state, step counts) with a 1- or 2-layer model of width 4, and its real tensor values
+// (the first elements of the same parameter and role), in the layout of docs/formats.md, once with
+// the real 1 MiB chunk and once with 16-byte chunks (so tensors span several checksums).
+function crc32c(bytes, previous = 0) {
+  if (!crc32c.table) {
+    crc32c.table = new Uint32Array(256);
+    for (let b = 0; b < 256; ++b) {
+      let r = b;
+      for (let i = 0; i < 8; ++i) r = r & 1 ? (r >>> 1) ^ 0x82f63b78 : r >>> 1;
+      crc32c.table[b] = r >>> 0;
+    }
+  }
+  let state = ~previous >>> 0;
+  for (const byte of bytes) state = (crc32c.table[(state ^ byte) & 0xff] ^ (state >>> 8)) >>> 0;
+  return ~state >>> 0;
+}
+function specs(model) {
+  const { hidden: C, ffn_hidden: F, vocab_size: V, num_heads: H, num_kv_heads: K } = model;
+  const D = C / H;
+  const list = [['model.embed_tokens.weight', [V, C]]];
+  for (let i = 0; i < model.num_layers; ++i) {
+    const p = `model.layers.${i}.`;
+    list.push([p + 'input_layernorm.weight', [C]], [p + 'self_attn.q_proj.weight', [H * D, C]],
+              [p + 'self_attn.k_proj.weight', [K * D, C]], [p + 'self_attn.v_proj.weight', [K * D, C]],
+              [p + 'self_attn.o_proj.weight', [C, H * D]], [p + 'post_attention_layernorm.weight', [C]],
+              [p + 'mlp.gate_up_proj.weight', [2 * F, C]], [p + 'mlp.down_proj.weight', [C, F]]);
+  }
+  list.push(['model.norm.weight', [C]]);
+  if (model.lm_head === 'untied') list.push(['lm_head.weight', [V, C]]);
+  return list;
+}
+function checkpointSeed(real, model, chunk) {
+  const metaBytes = Number(real.readBigUInt64LE(16));
+  const meta = JSON.parse(real.subarray(32, 32 + metaBytes).toString('utf8'));
+  const realOffsets = {};
+  const dataStart = Math.ceil((32 + metaBytes) / 64) * 64;
+  for (const t of meta.tensors) realOffsets[t.name + '/' + t.role] = dataStart + t.offset;
+  const roles = ['value', 'exp_avg', 'exp_avg_sq'];
+  const tensors = [], blobs = [];
+  let offset = 0;
+  for (const role of roles) {
+    for (const [name, shape] of specs(model)) {
+      const bytes = 4 * shape.reduce((a, b) => a * b, 1);
+      // Layer 1 takes layer 0's values; an untied head the (tied) real embedding's.
+      const from = name.replace(/layers\.1\./, 'layers.0.').replace('lm_head', 'model.embed_tokens');
+      const source = realOffsets[from + '/' + role];
+      const data = Buffer.from(real.subarray(source, source + bytes));
+      const crcs = Buffer.alloc(4 * Math.ceil(bytes / chunk));
+      for (let c = 0; c * chunk < bytes; ++c) {
+        crcs.writeUInt32LE(crc32c(data.subarray(c * chunk, Math.min(bytes, (c + 1) * chunk))), 4 * c);
+      }
+      tensors.push({ name, role, shape, offset, bytes });
+      blobs.push(data, crcs);
+      offset += bytes + crcs.length;
+    }
+  }
+  meta.model = model;
+  meta.tensors = tensors;
+  const json = Buffer.from(JSON.stringify(meta));
+  const header = Buffer.alloc(32);
+  header.write('HYDCKPT\0', 0, 'latin1');
+  header.writeUInt32LE(1, 8);
+  header.writeUInt32LE(chunk, 12);
+  header.writeBigUInt64LE(BigInt(json.length), 16);
+  header.writeUInt32LE(crc32c(json), 24);
+  header.writeUInt32LE(crc32c(header.subarray(0, 28)), 28);
+  const pad = Buffer.alloc(Math.ceil((32 + json.length) / 64) * 64 - 32 - json.length);
+  const footer = Buffer.alloc(16);
+  footer.write('HYDCKEND', 0, 'latin1');
+  footer.writeBigUInt64LE(BigInt(tensors.length), 8);
+  return Buffer.concat([header, json, pad, ...blobs, footer]);
+}
+const trainDir = path.join(work, 'train');
+const ckRun = spawnSync(hydraulis, ['train', '--model', 'tiny', '--data', path.join(work, 'five_docs'),
+  '--steps', '1', '--global-token-num', '64', '--max-seq-len', '32', '--checkpoint-dir', trainDir],
+  { encoding: 'utf8' });
+if (ckRun.status !== 0) {
+  console.error(`make_seeds: hydraulis train failed (checkpoint seeds skipped):\n${ckRun.stderr}`);
+} else {
+  const real = fs.readFileSync(path.join(trainDir, 'step-00000001', 'checkpoint.hcp'));
+  const small = { name: 'seed', num_layers: 1, hidden: 4, num_heads: 2, num_kv_heads: 1,
+    ffn_hidden: 4, vocab_size: 8, max_seq_len: 16, rope_theta: 10000.0, norm_eps: 1e-5,
+    lm_head: 'untied' };
+  seed('checkpoint', 'one_layer.hcp', checkpointSeed(real, small, 1 << 20));
+  seed('checkpoint', 'one_layer_16b_chunks.hcp', checkpointSeed(real, small, 16));
+  seed('checkpoint', 'two_layers_tied.hcp',
+       checkpointSeed(real, { ...small, num_layers: 2, lm_head: 'tied' }, 64));
+  seed('checkpoint', 'real_header_and_metadata.hcp',
+       real.subarray(0, Math.ceil((32 + Number(real.readBigUInt64LE(16))) / 64) * 64));
+}
+
 fs.rmSync(work, { recursive: true, force: true });

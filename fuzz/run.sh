@@ -12,7 +12,7 @@ SECONDS_PER_TARGET=${FUZZ_SECONDS:-60}
 TARGETS=("$@")
 if ((${#TARGETS[@]} == 0)); then
   TARGETS=(corpus_reader gpt2_files tokenizer indexed_dataset scheme_space strategy_list batches
-           plan_jsonl)
+           plan_jsonl checkpoint)
 fi
 ROOT=$FZ_DIR/fuzz
 rm -rf "$ROOT/seeds"
