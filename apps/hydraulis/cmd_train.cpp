@@ -61,6 +61,7 @@ struct TrainArgs {
   std::string strategies;
   std::string scheme_space;
   int method = 4;
+  std::string reshard = "overlap";
 };
 
 // SIGTERM (a scheduler pre-empting the job, `kill`, mpirun forwarding it): the handler only sets a
@@ -124,6 +125,8 @@ core::Status run_distributed(const TrainArgs& args, const train::TrainerConfig& 
     config.scheme_space = std::move(space);
   }
   HYD_ASSIGN_OR_RETURN(config.method, planner::batching_method_from_int(args.method));
+  config.reshard = args.reshard == "serial" ? train::DistributedConfig::ReshardSchedule::kSerial
+                                            : train::DistributedConfig::ReshardSchedule::kOverlap;
 #if HYD_WITH_MPI
   HYD_ASSIGN_OR_RETURN(std::shared_ptr<comm::MpiComm> world, comm::mpi_init_world(nullptr, nullptr));
 #else
@@ -375,6 +378,11 @@ void add_train_command(CLI::App& root, CommandList& commands) {
   app->add_option("--method", args->method, "Batching method 0, 1, 3 or 4 (spec.md §7)")
       ->capture_default_str()
       ->check(CLI::IsMember({0, 1, 3, 4}));
+  app->add_option("--reshard", args->reshard,
+                  "Parameter propagation and gradient reduction: overlap (with the pipeline's "
+                  "compute, over MPI; NCCL runs them whole) or serial (before and after it)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"overlap", "serial"}));
   commands.push_back({app, [args]() -> core::Status {
                         if (args->data_prefix.empty() && !args->dry_run) {
                           return core::invalid_argument("--data P is required (P.bin + P.idx)");

@@ -31,6 +31,22 @@ core::StatusOr<double> world_sum(comm::Communicator& world, double value) {
   return t.data<double>()[0];
 }
 
+// The plan's estimates and every pipeline's measured 1F1B time (the slowest of its ranks: a max
+// over the world of one slot per pipeline).
+core::Status pipeline_times(comm::Communicator& world, const planner::BatchPlan& plan,
+                            const parallel::StrategyRuntime& rt, double run_ms, StepMetrics& m) {
+  const size_t P = plan.pipelines.size();
+  core::Tensor times = core::Tensor::zeros({int64_t(P)}, core::DType::kF64);
+  times.data<double>()[rt.coord().pipeline] = run_ms;
+  HYD_RETURN_IF_ERROR(world.all_reduce(times, comm::ReduceOp::kMax));
+  m.estimated_ms = plan.estimated_ms;
+  for (size_t p = 0; p < P; ++p) {
+    m.pipelines.push_back({plan.pipelines[p].scheme.to_string(), plan.pipelines[p].estimated_ms,
+                           times.data<double>()[p]});
+  }
+  return core::Status::ok();
+}
+
 // FNV-1a, 64 bit: a fingerprint of one start-up setting.
 int64_t fingerprint(std::string_view text) {
   uint64_t h = 1469598103934665603ull;
@@ -131,6 +147,10 @@ core::StatusOr<std::unique_ptr<DistributedTrainer>> DistributedTrainer::create(
   }
   // One rank with one strategy: the optimizer works on the runtime's own tensors.
   t->aliased_ = W == 1 && config.strategies.size() == 1;
+  if (!t->aliased_ && config.reshard == DistributedConfig::ReshardSchedule::kOverlap &&
+      device_world->buffered_sends()) {
+    HYD_ASSIGN_OR_RETURN(t->reshard_world_, device_world->split(0, device_world->rank()));
+  }
 
   // The planner's view of every strategy (scheme space given or analytic).
   planner::SchemeSpace space =
@@ -260,18 +280,34 @@ core::StatusOr<StepMetrics> DistributedTrainer::step() {
   m.strategy = plan.strategy;
   parallel::StrategyRuntime& rt = *runtimes_[size_t(plan.strategy)];
 
-  // Propagate parameters: optimizer layout → this strategy's layout.
+  // Propagate parameters: optimizer layout → this strategy's layout; overlapped, the receives
+  // and sends of both exchanges are posted now and complete during the pipeline's run.
   std::vector<core::Tensor> shard_values, shard_grads;
   for (optim::Shard& s : optimizer_->shards()) {
     shard_values.push_back(s.value);
     shard_grads.push_back(s.grad);
   }
-  if (!aliased_) {
+  rt.store().zero_grads();
+  if (!aliased_) optimizer_->zero_grads();
+  std::optional<parallel::ReshardExchange> propagate, reduce;
+  parallel::StepOverlap overlap;
+  if (!aliased_ && reshard_world_) {
+    const parallel::StageChunks& chunks = rt.chunks();
+    using By = parallel::ReshardExchange::ChunkBy;
+    propagate.emplace(rt.propagate_plan(), chunks.use, chunks.count, By::kDestination,
+                      *reshard_world_, *ops_, shard_values, rt.values());
+    reduce.emplace(rt.reduce_plan(), chunks.done, chunks.count, By::kSource, *reshard_world_,
+                   *ops_, rt.grads(), shard_grads);
+    // Every rank posts and sends in this order, so the two exchanges' messages match.
+    HYD_RETURN_IF_ERROR(propagate->post_receives());
+    HYD_RETURN_IF_ERROR(reduce->post_receives());
+    propagate->send_through(chunks.count - 1);
+    overlap = {&*propagate, &*reduce};
+  } else if (!aliased_) {
     std::vector<core::Tensor> local = rt.values();
     HYD_RETURN_IF_ERROR(parallel::run_reshard(rt.propagate_plan(), *device_world_, *ops_, shard_values, local).status());
     rt.store().refresh_compute();
   }
-  rt.store().zero_grads();
 
   // This rank's pipeline: its micro-batches, 1F1B.
   const planner::PipelinePlan& mine = plan.pipelines[size_t(rt.coord().pipeline)];
@@ -287,14 +323,19 @@ core::StatusOr<StepMetrics> DistributedTrainer::step() {
   }
   for (const auto& p : plan.pipelines) m.micro_batches += int64_t(p.micro_batches.size());
   ops_->reset_peak_memory();
-  HYD_ASSIGN_OR_RETURN(parallel::StageResult result, rt.run(micro_batches, m.targets));
+  const auto run_start = Clock::now();
+  HYD_ASSIGN_OR_RETURN(parallel::StageResult result, rt.run(micro_batches, m.targets, overlap));
+  const double run_ms = ms_since(run_start);
 
   // Reduce gradients into the optimizer layout (summed over pipelines and cp ranks).
-  if (!aliased_) {
-    optimizer_->zero_grads();
+  if (propagate) {
+    HYD_RETURN_IF_ERROR(propagate->finish().status());
+    HYD_RETURN_IF_ERROR(reduce->finish().status());
+  } else if (!aliased_) {
     HYD_RETURN_IF_ERROR(parallel::run_reshard(rt.reduce_plan(), *device_world_, *ops_, rt.grads(), shard_grads).status());
   }
   HYD_ASSIGN_OR_RETURN(m.loss, world_sum(*world_, result.loss));
+  HYD_RETURN_IF_ERROR(pipeline_times(*world_, plan, rt, run_ms, m));
   HYD_ASSIGN_OR_RETURN(m.grad_norm, optimizer_->grad_norm());
   if (!std::isfinite(m.loss) || !std::isfinite(m.grad_norm)) {
     const std::string what = fmt::format(
@@ -327,10 +368,11 @@ core::Status DistributedTrainer::run(const std::function<void(const StepMetrics&
       const double eta = elapsed / double(m.step) * double(config_.trainer.steps - m.step);
       std::fprintf(stderr,
                    "step %lld/%lld  strategy %lld  loss %.4f  grad norm %.3f  %s tok/s  "
-                   "%.0f ms/step (plan %.1f ms)  ETA %s%s\n",
+                   "%.0f ms/step (planner's estimate %.0f ms, planning %.1f ms)  ETA %s%s\n",
                    static_cast<long long>(m.step), static_cast<long long>(config_.trainer.steps),
                    static_cast<long long>(m.strategy), m.loss, m.grad_norm,
-                   core::format_count(m.tokens_per_s).c_str(), m.step_ms, m.planning_ms,
+                   core::format_count(m.tokens_per_s).c_str(), m.step_ms, m.estimated_ms,
+                   m.planning_ms,
                    core::format_duration(eta).c_str(), m.skipped ? "  (skipped)" : "");
     }
     if (on_step) on_step(m);

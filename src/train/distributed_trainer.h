@@ -38,6 +38,10 @@ struct DistributedConfig {
   planner::BatchingMethod method = planner::BatchingMethod::kDispatchFinePacking;
   // Tests: choose strategy `k` at step t as forced_strategies[(t − 1) % size] (empty: planner).
   std::vector<int> forced_strategies;
+  // kOverlap: parameter propagation and gradient reduction overlap the pipeline's compute where
+  // the backend has buffered sends (MPI, threads; parallel/reshard_overlap.h); kSerial: each runs
+  // whole, before and after the pipeline (always so over NCCL). Both give identical bits.
+  enum class ReshardSchedule { kOverlap, kSerial } reshard = ReshardSchedule::kOverlap;
 };
 
 class DistributedTrainer {
@@ -101,6 +105,8 @@ class DistributedTrainer {
   DistributedConfig config_;
   const data::IndexedDataset* dataset_ = nullptr;
   std::shared_ptr<comm::Communicator> world_, device_world_;
+  // The overlapped reshard's own communicator (its messages must not meet the pipeline's).
+  std::shared_ptr<comm::Communicator> reshard_world_;
   std::shared_ptr<const model::Ops> ops_;
   std::unique_ptr<data::GlobalBatchSampler> sampler_;
   std::vector<planner::StrategyModel> strategy_models_;

@@ -31,6 +31,15 @@ core::Json StepMetrics::to_json() const {
   if (model_tflops_per_s >= 0) j["model_tflops_per_s"] = model_tflops_per_s;
   if (mfu >= 0) j["mfu"] = mfu;
   if (peak_memory_bytes >= 0) j["peak_memory_bytes"] = peak_memory_bytes;
+  if (estimated_ms >= 0) j["estimated_ms"] = estimated_ms;
+  if (!pipelines.empty()) {
+    core::Json list = core::Json::array();
+    for (const Pipeline& p : pipelines) {
+      list.push_back({{"scheme", p.scheme}, {"estimated_ms", p.estimated_ms},
+                      {"measured_ms", p.measured_ms}});
+    }
+    j["pipelines"] = std::move(list);
+  }
   return j;
 }
 

@@ -1,12 +1,14 @@
 // StepMetrics and the metrics JSONL writer (design.md "m.jsonl"): one JSON object per line and
 // step with the contract keys step, loss, tokens, step_ms, strategy, planning_ms, tokens_per_s,
 // plus grad_norm, lr, targets, micro_batches and skipped; on a GPU also mfu, model_tflops_per_s
-// and peak_memory_bytes. The file is rewritten atomically after
+// and peak_memory_bytes; in distributed runs estimated_ms and pipelines (estimated vs measured
+// ms of each pipeline). The file is rewritten atomically after
 // every step (core::AtomicFile), so it is always complete. Docs: docs/training.md.
 #pragma once
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "core/json.h"
 #include "core/status.h"
@@ -31,6 +33,16 @@ struct StepMetrics {
   double model_tflops_per_s = -1;
   double mfu = -1;
   int64_t peak_memory_bytes = -1;
+  // Distributed runs: the planner's estimate of the step (its slowest pipeline, spec.md §4 in the
+  // scheme space's units) and per pipeline, in the strategy's order, its estimate and the
+  // measured wall time of its 1F1B run (the slowest of its ranks). Negative / empty: not written.
+  double estimated_ms = -1;
+  struct Pipeline {
+    std::string scheme;  // "(cp, tp, pp)"
+    double estimated_ms = 0;
+    double measured_ms = 0;
+  };
+  std::vector<Pipeline> pipelines;
 
   core::Json to_json() const;
 };

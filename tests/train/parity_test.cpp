@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <map>
 #include <mutex>
 
 #include "comm/thread_comm.h"
@@ -64,6 +65,53 @@ TEST(Parity, SwitchesBetweenHeterogeneousStrategiesEveryStep) {
                 "[(2, 1, 1), (1, 1, 1), (1, 1, 1)]]",
                 4, {1, 2, 1, 2, 1});
 }
+// The overlapped reshard (the default over threads and MPI) and the serial one (NCCL's) give the
+// same bits: every loss and every parameter after 5 steps switching between strategies whose
+// gradients are sums over 2–4 copies (so a different summation order would show).
+TEST(Parity, OverlappedReshardEqualsSerialBitForBit) {
+  const std::string prefix = testing::real_dataset(60);
+  ASSERT_FALSE(prefix.empty());
+  auto dataset = data::IndexedDataset::open(prefix).value();
+  using Schedule = DistributedConfig::ReshardSchedule;
+  auto run = [&](Schedule schedule, std::vector<double>& losses,
+                 std::map<std::string, std::vector<double>>& params) {
+    DistributedConfig config;
+    config.trainer = parity_config();
+    config.strategies = planner::parse_strategy_list(
+                            "[[(1, 1, 1), (1, 1, 1), (1, 1, 1), (1, 1, 1)], [(1, 2, 1), (1, 1, 2)], "
+                            "[(2, 1, 1), (1, 1, 2)]]")
+                            .value();
+    config.forced_strategies = {1, 2, 0, 2, 1};
+    config.reshard = schedule;
+    std::mutex mutex;
+    core::Status status = comm::run_on_threads(4, [&](comm::Communicator& comm) -> core::Status {
+      std::shared_ptr<comm::Communicator> self(&comm, [](comm::Communicator*) {});
+      HYD_ASSIGN_OR_RETURN(auto trainer, DistributedTrainer::create(config, dataset, self));
+      HYD_RETURN_IF_ERROR(trainer->run());
+      for (const auto& spec : model::parameter_specs(config.trainer.model)) {
+        HYD_ASSIGN_OR_RETURN(core::Tensor value, trainer->gather_parameter(spec.name, false));
+        if (comm.rank() != 0) continue;
+        std::lock_guard<std::mutex> lock(mutex);
+        params[spec.name].assign(value.data<double>(), value.data<double>() + value.numel());
+      }
+      if (comm.rank() == 0) {
+        std::lock_guard<std::mutex> lock(mutex);
+        for (const StepMetrics& m : trainer->history()) losses.push_back(m.loss);
+      }
+      return core::Status::ok();
+    });
+    ASSERT_TRUE(status.is_ok()) << status.message();
+  };
+  std::vector<double> overlapped_losses, serial_losses;
+  std::map<std::string, std::vector<double>> overlapped, serial;
+  run(Schedule::kOverlap, overlapped_losses, overlapped);
+  run(Schedule::kSerial, serial_losses, serial);
+  ASSERT_EQ(overlapped_losses.size(), 5u);
+  EXPECT_EQ(overlapped_losses, serial_losses);
+  ASSERT_FALSE(overlapped.empty());
+  for (const auto& [name, values] : overlapped) EXPECT_EQ(values, serial[name]) << name;
+}
+
 TEST(Parity, PlannerChoosesAmongStrategies) {
   expect_parity("[[(1, 1, 1), (1, 1, 1), (1, 1, 1), (1, 1, 1)], [(1, 2, 1), (1, 1, 2)]]", 4);
 }
