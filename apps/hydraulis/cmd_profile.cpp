@@ -42,20 +42,28 @@ struct ProfileArgs {
   std::string out;
 };
 
-// The commit of the source tree this binary was built from ("unknown" when git or the tree is
-// not there).
+// First line of a shell command's output ("" when it fails).
+std::string first_line(const std::string& command) {
+  std::FILE* pipe = popen(command.c_str(), "r");
+  if (pipe == nullptr) return "";
+  char buf[256] = {};
+  const bool got = std::fgets(buf, sizeof(buf), pipe) != nullptr;
+  pclose(pipe);
+  std::string line = got ? std::string(buf) : "";
+  while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
+  return line;
+}
+
+// The commit of the source tree this binary was built from, "+dirty" when tracked files differ
+// from it ("unknown" when git or the tree is not there).
 std::string git_hash() {
 #ifdef HYD_SOURCE_TREE
-  const std::string command = std::string("git -C \"") + HYD_SOURCE_TREE +
-                              "\" rev-parse --short=12 HEAD 2>/dev/null";
-  std::FILE* pipe = popen(command.c_str(), "r");
-  if (pipe != nullptr) {
-    char buf[64] = {};
-    const bool got = std::fgets(buf, sizeof(buf), pipe) != nullptr;
-    pclose(pipe);
-    std::string hash = got ? std::string(buf) : "";
-    while (!hash.empty() && (hash.back() == '\n' || hash.back() == '\r')) hash.pop_back();
-    if (!hash.empty()) return hash;
+  const std::string git = std::string("git -C \"") + HYD_SOURCE_TREE + "\" ";
+  const std::string hash = first_line(git + "rev-parse --short=12 HEAD 2>/dev/null");
+  if (!hash.empty()) {
+    const bool dirty =
+        !first_line(git + "status --porcelain --untracked-files=no 2>/dev/null").empty();
+    return dirty ? hash + "+dirty" : hash;
   }
 #endif
   return "unknown";

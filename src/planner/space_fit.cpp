@@ -347,11 +347,14 @@ StatusOr<SpaceFit> fit_scheme_space(std::span<const NamedProfile> profiles,
         report.model_state_bytes = std::max(report.model_state_bytes, double(r.total()));
         context = std::max(context, r.context_bytes);
         if (r.layers > 0) {
+          // The scheme's own optimizer layout shards over os_dp = cp (cp ranks count as data
+          // parallel, docs/planner.md §3): undo it so B·alpha is the unsharded optimizer state.
+          const double optimizer = double(r.layer_optimizer_bytes) * s.scheme.cp;
+          const double state = double(r.layer_strategy_bytes) + optimizer;
           const double per_block = double(r.layers) * H * H / s.scheme.tp;
-          block_bytes = std::max(block_bytes,
-                                 double(r.layer_strategy_bytes + r.layer_optimizer_bytes) / per_block);
-          layer_optimizer += double(r.layer_optimizer_bytes);
-          layer_total += double(r.layer_strategy_bytes + r.layer_optimizer_bytes);
+          block_bytes = std::max(block_bytes, state / per_block);
+          layer_optimizer += optimizer;
+          layer_total += state;
         }
       }
       // The intercept beyond the model state is memory a micro-batch of any length needs.

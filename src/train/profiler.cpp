@@ -84,7 +84,9 @@ class MemoryMeter {
     }
   }
   int64_t peak() const { return host() ? counting_allocator().peak() : ops_.peak_memory(); }
-  int64_t available() const { return ops_.available_memory(); }
+  // Bytes that can still be allocated: MemAvailable on the host (the CPU backend's own count
+  // leaves out the page cache), free + cached on a GPU.
+  int64_t available() const { return host() ? available_host_memory() : ops_.available_memory(); }
   // Device bytes in use outside the tensor allocator (CUDA context, NCCL buffers); 0 on the CPU.
   int64_t context_bytes() const {
 #ifdef HYD_WITH_CUDA
