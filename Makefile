@@ -4,7 +4,7 @@ JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 CTEST_EXCLUDE ?= gpu|multigpu|slow
 
-.PHONY: all setup configure build test demo clean test-asan test-tsan fuzz
+.PHONY: all setup configure build test demo clean test-asan test-tsan fuzz soak
 
 all: build
 
@@ -53,6 +53,11 @@ fuzz: configure
 	  $(CMAKE_FLAGS) >/dev/null
 	@cmake --build build-fz -j $(JOBS) --target hyd_fuzzers
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz/run.sh build-fz $(BUILD_DIR)/bin/hydraulis $(FUZZ_TARGETS)
+
+# Soak: the CPU demo training (4 MPI ranks) killed and resumed at random points for SOAK_MINUTES
+# (default 30); its losses must equal an uninterrupted run's (scripts/soak.sh, docs/reliability.md).
+soak: build
+	@scripts/soak.sh $(BUILD_DIR)
 
 clean:
 	rm -rf $(BUILD_DIR) build-asan build-tsan build-fz

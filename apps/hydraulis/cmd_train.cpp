@@ -14,6 +14,7 @@
 #include <memory>
 
 #include "apps/hydraulis/commands.h"
+#include "apps/hydraulis/config_file.h"
 #include "core/progress.h"
 #include "data/indexed_dataset.h"
 #include "model/config.h"
@@ -24,7 +25,12 @@
 #if HYD_WITH_NCCL
 #include "comm/nccl_comm.h"
 #endif
+#include "parallel/process_grid.h"
+#include "planner/batch_planner.h"
+#include "planner/cost_model.h"
+#include "planner/plan.h"
 #include "planner/strategy.h"
+#include "train/analytic_space.h"
 #include "train/checkpoint.h"
 #include "train/distributed_trainer.h"
 #include "train/trainer.h"
@@ -62,6 +68,7 @@ struct TrainArgs {
   std::string scheme_space;
   int method = 4;
   std::string reshard = "overlap";
+  std::string config_file;
 };
 
 // SIGTERM (a scheduler pre-empting the job, `kill`, mpirun forwarding it): the handler only sets a
@@ -108,6 +115,69 @@ core::Status check_resumed_step(const TrainArgs& args, int64_t step, bool print)
                  step == args.steps ? "nothing left to train: --steps is" : "training to step",
                  static_cast<long long>(args.steps));
   }
+  return core::Status::ok();
+}
+
+// --dry-run with --strategies: the strategy list with every pipeline's micro-batch cap and
+// memory forecast per GPU from the scheme space, and with --data the plan of the first global
+// batch (plan.jsonl's line); nothing is allocated and no rank is started.
+core::Status dry_run_distributed(const TrainArgs& args, const train::TrainerConfig& config) {
+  HYD_ASSIGN_OR_RETURN(std::vector<planner::Strategy> strategies,
+                       planner::parse_strategy_list(args.strategies));
+  const int gpus = planner::strategy_gpus(strategies[0]);
+  planner::SchemeSpace space;
+  if (!args.scheme_space.empty()) {
+    HYD_ASSIGN_OR_RETURN(space, planner::SchemeSpace::load(args.scheme_space));
+  } else {
+    HYD_ASSIGN_OR_RETURN(std::shared_ptr<const model::Ops> ops, model::make_ops(config.device));
+    const bool gpu = config.device == core::Device::kCuda;
+    space = train::analytic_scheme_space(
+        config.model, strategies,
+        gpu ? double(ops->available_memory()) : double(train::available_host_memory()),
+        ops->peak_flops(), gpu);
+  }
+  HYD_RETURN_IF_ERROR(planner::validate_strategy_list(strategies, space, gpus));
+  for (const planner::Strategy& strategy : strategies) {
+    HYD_RETURN_IF_ERROR(parallel::check_model_fits(config.model, strategy));
+  }
+  HYD_ASSIGN_OR_RETURN(std::vector<planner::StrategyModel> models,
+                       planner::build_strategy_models(space, strategies, gpus));
+  const planner::OptimizerLayout layout = planner::optimizer_layout(strategies);
+  const int64_t cap = config.micro_batch_tokens > 0 ? config.micro_batch_tokens + 1 : 0;
+  std::printf("dry run: %d ranks (mpirun -np %d), %zu strategies, scheme space %s\n", gpus, gpus,
+              strategies.size(), args.scheme_space.empty() ? "analytic" : args.scheme_space.c_str());
+  for (size_t k = 0; k < models.size(); ++k) {
+    std::printf("strategy %zu: %s\n", k, planner::format_strategy(strategies[k]).c_str());
+    for (size_t p = 0; p < models[k].pipelines.size(); ++p) {
+      planner::PipelineModel& pm = models[k].pipelines[p];
+      if (cap > 0) pm.max_tokens = std::min(pm.max_tokens, cap);
+      const planner::Scheme& scheme = pm.cost.scheme;
+      std::printf("  pipeline %zu %s: up to %lld tokens per micro-batch, %s per GPU at the cap "
+                  "(model state %s); a sequence of s tokens costs %.3g s^2 + %.3g s + %.3g ms\n",
+                  p, scheme.to_string().c_str(), static_cast<long long>(pm.max_tokens),
+                  core::format_bytes(planner::predicted_memory_bytes(space, scheme, layout,
+                                                                     pm.max_tokens))
+                      .c_str(),
+                  core::format_bytes(planner::model_state_bytes(space, scheme, layout)).c_str(),
+                  pm.cost.a, pm.cost.b, pm.cost.c);
+    }
+  }
+  if (args.data_prefix.empty()) return core::Status::ok();
+  HYD_ASSIGN_OR_RETURN(data::IndexedDataset dataset, data::IndexedDataset::open(args.data_prefix));
+  HYD_ASSIGN_OR_RETURN(auto sampler, train::make_sampler(config, dataset));
+  const data::GlobalBatch batch = sampler->next();
+  std::vector<int64_t> lengths;
+  for (const data::SequenceRef& ref : batch.sequences) lengths.push_back(ref.tokens);
+  planner::PlannerOptions options;
+  HYD_ASSIGN_OR_RETURN(options.method, planner::batching_method_from_int(args.method));
+  options.seed = 1;
+  options.max_seq_len = config.max_seq_len + 1;
+  HYD_ASSIGN_OR_RETURN(planner::BatchPlan plan, planner::plan_global_batch(lengths, models, options, 0));
+  std::printf("first global batch: %zu sequences, %lld tokens -> strategy %d, estimated %.1f ms "
+              "(lower bound %.1f ms), planned in %.1f ms\n",
+              lengths.size(), static_cast<long long>(batch.num_tokens()), plan.strategy,
+              plan.estimated_ms, plan.lower_bound_ms, plan.planning_ms);
+  std::printf("%s\n", planner::plan_to_json_line(plan).c_str());
   return core::Status::ok();
 }
 
@@ -246,6 +316,7 @@ core::Status run_train(const TrainArgs& args) {
                     : (core::format_bytes(double(train::available_host_memory())) +
                        " of host memory available")
                           .c_str());
+  if (args.dry_run && !args.strategies.empty()) return dry_run_distributed(args, config);
   if (args.dry_run) return core::Status::ok();
 
   HYD_ASSIGN_OR_RETURN(data::IndexedDataset dataset, data::IndexedDataset::open(args.data_prefix));
@@ -354,7 +425,10 @@ void add_train_command(CLI::App& root, CommandList& commands) {
       ->check(CLI::IsMember({"sequential", "shuffled"}));
   app->add_flag("--skip-nonfinite", args->skip_nonfinite,
                 "Skip a step whose loss or gradients hold NaN/Inf instead of stopping");
-  app->add_flag("--dry-run", args->dry_run, "Print the model and the memory forecast, then exit");
+  app->add_flag("--dry-run", args->dry_run,
+                "Print the model and the memory forecast (with --strategies also every pipeline's "
+                "micro-batch cap and memory, and with --data the first global batch's plan), then "
+                "exit");
   app->add_option("--checkpoint-dir", args->checkpoint_dir,
                   "Write checkpoints to D/step-NNNNNNNN (after the last step, every "
                   "--checkpoint-every steps and on SIGTERM); D/latest names the newest");
@@ -378,12 +452,17 @@ void add_train_command(CLI::App& root, CommandList& commands) {
   app->add_option("--method", args->method, "Batching method 0, 1, 3 or 4 (spec.md §7)")
       ->capture_default_str()
       ->check(CLI::IsMember({0, 1, 3, 4}));
+  app->add_option("--config", args->config_file,
+                  "Read options from a file: `name = value` lines, names as the long options "
+                  "without dashes (e.g. global-token-num = 16384, strategies = \"[[(1, 1, 2)]]\", "
+                  "dry-run = true); options on the command line win");
   app->add_option("--reshard", args->reshard,
                   "Parameter propagation and gradient reduction: overlap (with the pipeline's "
                   "compute, over MPI; NCCL runs them whole) or serial (before and after it)")
       ->capture_default_str()
       ->check(CLI::IsMember({"overlap", "serial"}));
-  commands.push_back({app, [args]() -> core::Status {
+  commands.push_back({app, [app, args]() -> core::Status {
+                        HYD_RETURN_IF_ERROR(apply_config_file(*app, args->config_file));
                         if (args->data_prefix.empty() && !args->dry_run) {
                           return core::invalid_argument("--data P is required (P.bin + P.idx)");
                         }

@@ -21,6 +21,7 @@
 #include "model/hf_export.h"
 #include "model/parameters.h"
 #include "model/safetensors.h"
+#include "tests/apps/cli_test_util.h"
 #include "tests/train/train_test_util.h"
 #include "train/checkpoint.h"
 
@@ -28,37 +29,11 @@ namespace hydraulis {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::CliRun;
+using testing::hydraulis;
+using testing::source;
 using core::DType;
 using core::Tensor;
-
-std::string env_or(const char* name, const std::string& fallback) {
-  const char* v = std::getenv(name);
-  return v != nullptr && *v != '\0' ? std::string(v) : fallback;
-}
-std::string source(const std::string& relative) {
-  return env_or("HYD_SOURCE_DIR", ".") + "/" + relative;
-}
-
-struct CliRun {
-  int exit_code = -1;
-  std::string output;  // stdout and stderr
-};
-
-// Runs the binary with `args` (no shell metacharacters in them), capturing its output.
-CliRun hydraulis(const std::vector<std::string>& args) {
-  std::string command = env_or("HYD_BINARY_DIR", "build") + "/bin/hydraulis";
-  for (const std::string& a : args) command += " '" + a + "'";
-  command += " 2>&1";
-  CliRun run;
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr) return run;
-  char buffer[4096];
-  size_t n;
-  while ((n = std::fread(buffer, 1, sizeof(buffer), pipe)) > 0) run.output.append(buffer, n);
-  const int status = ::pclose(pipe);
-  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return run;
-}
 
 // 2 layers, C 64, 4 heads on 2 kv heads, F 96, GPT-2's padded vocabulary, tied head.
 model::LlamaConfig cli_model() {
