@@ -165,6 +165,96 @@ int64_t utilization_length(const QuadraticFit& f, int64_t longest) {
   return std::clamp<int64_t>(aligned, 128, std::max<int64_t>(128, longest));
 }
 
+// Profiles fitted together describe one model on one kind of device.
+core::Status check_compatible(const NamedProfile& np, const NamedProfile& first) {
+  const Profile& p = np.profile;
+  if (!(p.model == first.profile.model)) {
+    return core::invalid_argument(
+        "{} profiles model '{}' (H {}, L {}, V {}) but {} profiles '{}' (H {}, L {}, V {}): a "
+        "scheme space describes one model; build one space per model",
+        np.source, p.model.name, p.model.hidden, p.model.layers, p.model.vocab, first.source,
+        first.profile.model.name, first.profile.model.hidden, first.profile.model.layers,
+        first.profile.model.vocab);
+  }
+  if (p.device_kind != first.profile.device_kind) {
+    return core::invalid_argument(
+        "{} was measured on {} ({}) but {} on {} ({}): mix profiles of one kind of device only",
+        np.source, p.device_kind, p.device_name, first.source, first.profile.device_kind,
+        first.profile.device_name);
+  }
+  return core::Status::ok();
+}
+
+// What the memory regression collects over the schemes.
+struct RegressionSums {
+  std::map<int, double> activation;    // A[tp]: the largest over the schemes with that tp
+  std::map<std::string, double> gap;   // the largest intercept residual per GPU-count key
+  double block_bytes = 0;              // B: the largest over the ranks
+  double layer_optimizer = 0, layer_total = 0;  // Σ over the ranks, for alpha
+  std::map<int, int64_t> utilization;  // utilization_seqlen by tp
+};
+
+// Fits one scheme's time and memory line and adds its share to the regression.
+StatusOr<SchemeFitReport> fit_one_scheme(const SchemeProfile& s, const std::string& source,
+                                         const SpaceFitOptions& options, double H, double L,
+                                         RegressionSums& acc) {
+  SchemeFitReport report;
+  report.scheme = s.scheme;
+  report.source = source;
+  HYD_RETURN_IF_ERROR(check_points(s, source, options, report.lengths, report.median_ms));
+  HYD_RETURN_IF_ERROR(fit_time(s, source, options, report));
+
+  // Memory: the binding rank's peak against the length (fitted), model state (measured).
+  // The line goes through the longest half of the lengths (at least 2): there the memory
+  // bound binds, and per-micro-batch buffers capped by a chunk size (the LM head's logits
+  // chunk) have stopped growing.
+  const size_t n = s.points.size(), from = n - std::max<size_t>(2, (n + 1) / 2);
+  std::vector<double> long_lengths, peaks;
+  for (size_t i = from; i < n; ++i) {
+    long_lengths.push_back(double(s.points[i].seq_len));
+    peaks.push_back(double(s.points[i].max_peak_bytes()));
+  }
+  HYD_ASSIGN_OR_RETURN(report.memory, fit_line(long_lengths, peaks));
+  if (!(report.memory.slope > 0)) {
+    return core::invalid_argument(
+        "{}: scheme {}: the peak memory does not grow with the length (fitted slope {:.4g} "
+        "bytes per token over {}..{}): the profile's peak_bytes are not per-length peaks; "
+        "re-run `hydraulis profile`",
+        source, s.scheme.to_string(), report.memory.slope, int64_t(long_lengths.front()),
+        int64_t(long_lengths.back()));
+  }
+  // activation(S) = L·(S/cp · H/tp)·A[tp]  →  A = slope·cp / (L·H/tp).
+  const double a_tp = report.memory.slope * s.scheme.cp / (L * H / s.scheme.tp);
+  acc.activation[s.scheme.tp] = std::max(acc.activation[s.scheme.tp], a_tp);
+  int64_t context = 0;
+  for (const RankState& r : s.ranks) {
+    report.model_state_bytes = std::max(report.model_state_bytes, double(r.total()));
+    context = std::max(context, r.context_bytes);
+    if (r.layers > 0) {
+      // The scheme's own optimizer layout shards over os_dp = cp (cp ranks count as data
+      // parallel, docs/planner.md §3): undo it so B·alpha is the unsharded optimizer state.
+      const double optimizer = double(r.layer_optimizer_bytes) * s.scheme.cp;
+      const double state = double(r.layer_strategy_bytes) + optimizer;
+      const double per_block = double(r.layers) * H * H / s.scheme.tp;
+      acc.block_bytes = std::max(acc.block_bytes, state / per_block);
+      acc.layer_optimizer += optimizer;
+      acc.layer_total += state;
+    }
+  }
+  // The intercept beyond the model state is memory a micro-batch of any length needs.
+  const double residual =
+      std::max(0.0, report.memory.intercept - report.model_state_bytes) + double(context);
+  const int g = s.scheme.gpus();
+  for (const auto& [key, limit] : {std::pair<const char*, int>{"gpu1", 1}, {"gpu2", 2},
+                                   {"gpu4", 4}, {"node", 1 << 30}}) {
+    if (g <= limit) acc.gap[key] = std::max(acc.gap[key], residual);
+  }
+  acc.utilization[s.scheme.tp] =
+      std::max(acc.utilization[s.scheme.tp],
+               utilization_length(report.time, int64_t(report.lengths.back())));
+  return report;
+}
+
 }  // namespace
 
 StatusOr<QuadraticFit> fit_quadratic(std::span<const double> x, std::span<const double> y,
@@ -272,27 +362,11 @@ StatusOr<SpaceFit> fit_scheme_space(std::span<const NamedProfile> profiles,
   std::map<Scheme, std::string> seen;
   SpaceFit out;
   const double H = double(first.profile.model.hidden), L = double(first.profile.model.layers);
-  std::map<int, double> activation;  // A[tp]: the largest over the schemes with that tp
-  std::map<std::string, double> gap;
-  double block_bytes = 0, layer_optimizer = 0, layer_total = 0;
-  std::map<int, int64_t> utilization;
+  RegressionSums acc;
   int64_t device_memory = 0;
   for (const NamedProfile& np : profiles) {
     const Profile& p = np.profile;
-    if (!(p.model == first.profile.model)) {
-      return core::invalid_argument(
-          "{} profiles model '{}' (H {}, L {}, V {}) but {} profiles '{}' (H {}, L {}, V {}): a "
-          "scheme space describes one model; build one space per model",
-          np.source, p.model.name, p.model.hidden, p.model.layers, p.model.vocab, first.source,
-          first.profile.model.name, first.profile.model.hidden, first.profile.model.layers,
-          first.profile.model.vocab);
-    }
-    if (p.device_kind != first.profile.device_kind) {
-      return core::invalid_argument(
-          "{} was measured on {} ({}) but {} on {} ({}): mix profiles of one kind of device only",
-          np.source, p.device_kind, p.device_name, first.source, first.profile.device_kind,
-          first.profile.device_name);
-    }
+    HYD_RETURN_IF_ERROR(check_compatible(np, first));
     device_memory = device_memory == 0 ? p.device_memory_bytes
                                        : std::min(device_memory, p.device_memory_bytes);
     if (p.schemes.empty()) {
@@ -314,60 +388,8 @@ StatusOr<SpaceFit> fit_scheme_space(std::span<const NamedProfile> profiles,
                                           s.stop_reason));
         continue;
       }
-      SchemeFitReport report;
-      report.scheme = s.scheme;
-      report.source = np.source;
-      HYD_RETURN_IF_ERROR(check_points(s, np.source, options, report.lengths, report.median_ms));
-      HYD_RETURN_IF_ERROR(fit_time(s, np.source, options, report));
-
-      // Memory: the binding rank's peak against the length (fitted), model state (measured).
-      // The line goes through the longest half of the lengths (at least 2): there the memory
-      // bound binds, and per-micro-batch buffers capped by a chunk size (the LM head's logits
-      // chunk) have stopped growing.
-      const size_t n = s.points.size(), from = n - std::max<size_t>(2, (n + 1) / 2);
-      std::vector<double> long_lengths, peaks;
-      for (size_t i = from; i < n; ++i) {
-        long_lengths.push_back(double(s.points[i].seq_len));
-        peaks.push_back(double(s.points[i].max_peak_bytes()));
-      }
-      HYD_ASSIGN_OR_RETURN(report.memory, fit_line(long_lengths, peaks));
-      if (!(report.memory.slope > 0)) {
-        return core::invalid_argument(
-            "{}: scheme {}: the peak memory does not grow with the length (fitted slope {:.4g} "
-            "bytes per token over {}..{}): the profile's peak_bytes are not per-length peaks; "
-            "re-run `hydraulis profile`",
-            np.source, s.scheme.to_string(), report.memory.slope, int64_t(long_lengths.front()),
-            int64_t(long_lengths.back()));
-      }
-      // activation(S) = L·(S/cp · H/tp)·A[tp]  →  A = slope·cp / (L·H/tp).
-      const double a_tp = report.memory.slope * s.scheme.cp / (L * H / s.scheme.tp);
-      activation[s.scheme.tp] = std::max(activation[s.scheme.tp], a_tp);
-      int64_t context = 0;
-      for (const RankState& r : s.ranks) {
-        report.model_state_bytes = std::max(report.model_state_bytes, double(r.total()));
-        context = std::max(context, r.context_bytes);
-        if (r.layers > 0) {
-          // The scheme's own optimizer layout shards over os_dp = cp (cp ranks count as data
-          // parallel, docs/planner.md §3): undo it so B·alpha is the unsharded optimizer state.
-          const double optimizer = double(r.layer_optimizer_bytes) * s.scheme.cp;
-          const double state = double(r.layer_strategy_bytes) + optimizer;
-          const double per_block = double(r.layers) * H * H / s.scheme.tp;
-          block_bytes = std::max(block_bytes, state / per_block);
-          layer_optimizer += optimizer;
-          layer_total += state;
-        }
-      }
-      // The intercept beyond the model state is memory a micro-batch of any length needs.
-      const double residual =
-          std::max(0.0, report.memory.intercept - report.model_state_bytes) + double(context);
-      const int g = s.scheme.gpus();
-      for (const auto& [key, limit] : {std::pair<const char*, int>{"gpu1", 1}, {"gpu2", 2},
-                                       {"gpu4", 4}, {"node", 1 << 30}}) {
-        if (g <= limit) gap[key] = std::max(gap[key], residual);
-      }
-      utilization[s.scheme.tp] =
-          std::max(utilization[s.scheme.tp],
-                   utilization_length(report.time, int64_t(report.lengths.back())));
+      HYD_ASSIGN_OR_RETURN(SchemeFitReport report,
+                           fit_one_scheme(s, np.source, options, H, L, acc));
       out.space.add_scheme({s.scheme, report.time.a, report.time.b, report.time.c});
       out.schemes.push_back(std::move(report));
     }
@@ -378,16 +400,17 @@ StatusOr<SpaceFit> fit_scheme_space(std::span<const NamedProfile> profiles,
         "first length): profile with a smaller --min-seq-len, a smaller model or more ranks",
         first.source);
   }
-  if (!(block_bytes > 0) || !(layer_total > 0)) {
+  if (!(acc.block_bytes > 0) || !(acc.layer_total > 0)) {
     return core::invalid_argument(
         "{}: no rank reports decoder-layer state bytes, so B cannot be derived: re-run "
         "`hydraulis profile`",
         first.source);
   }
   MemoryRegression memory;
-  memory.activation_per_tp = activation;
-  memory.block_bytes = block_bytes;
-  memory.alpha = layer_optimizer / layer_total;
+  memory.activation_per_tp = acc.activation;
+  memory.block_bytes = acc.block_bytes;
+  memory.alpha = acc.layer_optimizer / acc.layer_total;
+  std::map<std::string, double>& gap = acc.gap;
   if (options.gap >= 0) {
     for (const char* key : {"gpu1", "gpu2", "gpu4", "node"}) gap[key] = options.gap;
   }
@@ -410,7 +433,7 @@ StatusOr<SpaceFit> fit_scheme_space(std::span<const NamedProfile> profiles,
   ClusterConfig cluster;
   cluster.gpus_per_node = options.gpus_per_node;
   cluster.gpu_memory_bound = std::floor(bound);
-  cluster.utilization_seqlen = utilization;
+  cluster.utilization_seqlen = acc.utilization;
   out.space.set_cluster(cluster);
   out.space.set_hetero_dp_comm_ms(options.hetero_dp_ms);
   // The written space must load back (schema rules of scheme_space.cpp).

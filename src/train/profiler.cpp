@@ -443,6 +443,114 @@ core::Status validate_profile_options(const ProfileOptions& o, int ranks) {
   return core::Status::ok();
 }
 
+namespace {
+
+// What every scheme's profiling shares: the options, the communicators, the lengths, the progress.
+struct ProfileRun {
+  const ProfileOptions& options;
+  std::shared_ptr<comm::Communicator> world, device_world;
+  std::shared_ptr<const model::Ops> ops;
+  std::vector<int64_t> lengths;
+  Progress progress;
+  int runs = 0;
+  bool printer = false;  // rank 0 prints progress
+};
+
+// The reason a member rank stops before `seq_len` ("" when its forecast fits).
+std::string memory_stop(const ProfileRun& pr, const Scheme& scheme, const SchemeRun& run,
+                        const planner::SchemeProfile& sp, int64_t seq_len) {
+  const MemoryMeter meter(*pr.ops);
+  const int64_t need = forecast_peak(pr.options, scheme, run, sp, *pr.ops, seq_len);
+  const int64_t extra = int64_t(double(need - meter.in_use()) * (1 + pr.options.memory_margin));
+  const int64_t free_bytes = meter.available();
+  if (free_bytes <= 0 || extra <= free_bytes) return "";
+  return fmt::format("rank {} forecasts a peak of {} ({} more than now, with {:.0f}% headroom) "
+                     "but {} is free",
+                     pr.world->rank(), core::format_bytes(double(need)),
+                     core::format_bytes(double(extra)), 100 * pr.options.memory_margin,
+                     core::format_bytes(double(free_bytes)));
+}
+
+// Scheme k of the options on world ranks 0 .. gpus − 1 (collective over the world).
+core::StatusOr<planner::SchemeProfile> profile_scheme(ProfileRun& pr, size_t k) {
+  const Scheme& scheme = pr.options.schemes[k];
+  comm::Communicator& world = *pr.world;
+  const bool member = world.rank() < scheme.gpus();
+  const std::string what = fmt::format("profiling scheme {}", scheme.to_string());
+  HYD_ASSIGN_OR_RETURN(auto host_group, world.split(member ? 0 : -1, world.rank()));
+  // On the CPU one communicator carries both; on GPUs the tensors go over the device one.
+  std::shared_ptr<comm::Communicator> device_group = host_group;
+  if (pr.device_world != pr.world) {
+    HYD_ASSIGN_OR_RETURN(device_group, pr.device_world->split(member ? 0 : -1, world.rank()));
+  }
+  planner::SchemeProfile sp;
+  sp.scheme = scheme;
+  sp.micro_batches = scheme.pp;
+  SchemeRun run;
+  core::Status status = core::Status::ok();
+  if (member) {
+    auto made = set_up_scheme(pr.options, scheme, device_group, pr.ops);
+    status = made.status();
+    if (made.is_ok()) {
+      run = std::move(made).value();
+      run.state.context_bytes = MemoryMeter(*pr.ops).context_bytes();
+      auto states = gather_states(*host_group, run.state);
+      status = states.status();
+      if (states.is_ok()) sp.ranks = std::move(states).value();
+    }
+  }
+  HYD_RETURN_IF_ERROR(agree(world, status.is_ok() ? status : status.with_context(what), what));
+  if (pr.printer) {
+    std::fprintf(stderr, "profile %s: %d rank%s, model state %s on rank 0\n",
+                 scheme.to_string().c_str(), scheme.gpus(), scheme.gpus() == 1 ? "" : "s",
+                 core::format_bytes(double(sp.ranks.front().total())).c_str());
+  }
+  const int per_length = pr.options.warmup + pr.options.repeats;
+  for (int64_t len : pr.lengths) {
+    // Stop (on every rank) at the first length a member's forecast does not fit.
+    const std::string reason = member ? memory_stop(pr, scheme, run, sp, len) : "";
+    HYD_ASSIGN_OR_RETURN(double any_stop,
+                         reduce_f64(world, reason.empty() ? 0.0 : 1.0, comm::ReduceOp::kMax));
+    if (any_stop > 0) {
+      sp.stopped_at = len;
+      sp.stop_reason = reason.empty() ? "the memory forecast of another rank does not fit" : reason;
+      if (pr.printer) {
+        std::fprintf(stderr, "profile %s: stopped at %lld tokens: %s\n",
+                     scheme.to_string().c_str(), static_cast<long long>(len),
+                     sp.stop_reason.c_str());
+      }
+      break;
+    }
+    planner::ProfilePoint point;
+    if (member) {
+      try {
+        status = measure(pr.options, run, *host_group, *pr.ops, len, sp.micro_batches, point);
+      } catch (const std::bad_alloc&) {
+        status = core::make_error(core::StatusCode::kResourceExhausted,
+                                  "{} at {} tokens: out of host memory although the forecast "
+                                  "fitted: lower --max-seq-len",
+                                  what, len);
+      }
+    }
+    HYD_RETURN_IF_ERROR(agree(world, status.is_ok() ? status : status.with_context(what), what));
+    pr.runs += per_length;
+    pr.progress.done += double(len) * per_length;
+    if (member) sp.points.push_back(std::move(point));
+    if (pr.printer) {
+      pr.progress.print(scheme, k, pr.options.schemes.size(), sp, sp.points.back(), pr.runs);
+    }
+  }
+  // Lengths left out by a stop no longer count in the ETA.
+  for (int64_t len : pr.lengths) {
+    if (sp.stopped_at > 0 && len >= sp.stopped_at) pr.progress.total -= double(len) * per_length;
+  }
+  run = SchemeRun();  // free this scheme's memory before the next
+  HYD_RETURN_IF_ERROR(world.barrier());
+  return sp;
+}
+
+}  // namespace
+
 core::StatusOr<planner::Profile> run_profile(const ProfileOptions& options_in,
                                              std::shared_ptr<comm::Communicator> world,
                                              std::shared_ptr<comm::Communicator> device_world,
@@ -464,14 +572,13 @@ core::StatusOr<planner::Profile> run_profile(const ProfileOptions& options_in,
       core::set_allocator(core::Device::kCpu, &counting);
     }
   }
-  const MemoryMeter meter(*ops);
   planner::Profile profile;
   const model::LlamaConfig& c = options.model;
   profile.model = {c.name, c.hidden, c.num_layers, c.vocab_size, c.num_heads, c.num_kv_heads,
                    c.ffn_hidden};
   profile.device_kind = host ? "cpu" : "cuda";
   profile.device_name = ops->description();
-  profile.device_memory_bytes = meter.device_total();
+  profile.device_memory_bytes = MemoryMeter(*ops).device_total();
   profile.ranks = world->size();
   profile.cpu_threads = host ? cpu::max_threads() : 0;
   profile.git = options.git;
@@ -481,101 +588,14 @@ core::StatusOr<planner::Profile> run_profile(const ProfileOptions& options_in,
   profile.min_seq_len = options.min_seq_len;
   profile.max_seq_len = options.max_seq_len;
 
-  const std::vector<int64_t> lengths = profile_lengths(options);
-  Progress progress;
-  for (int64_t len : lengths) {
-    progress.total += double(options.schemes.size()) * double(len) * (options.warmup + options.repeats);
+  ProfileRun pr{options, world, device_world, ops, profile_lengths(options), {}, 0,
+                world->rank() == 0 && options.progress};
+  for (int64_t len : pr.lengths) {
+    pr.progress.total += double(options.schemes.size()) * double(len) *
+                         (options.warmup + options.repeats);
   }
-  int runs = 0;
-  const bool printer = world->rank() == 0 && options.progress;
   for (size_t k = 0; k < options.schemes.size(); ++k) {
-    const Scheme& scheme = options.schemes[k];
-    const bool member = world->rank() < scheme.gpus();
-    const std::string what = fmt::format("profiling scheme {}", scheme.to_string());
-    HYD_ASSIGN_OR_RETURN(auto host_group, world->split(member ? 0 : -1, world->rank()));
-    // On the CPU one communicator carries both; on GPUs the tensors go over the device one.
-    std::shared_ptr<comm::Communicator> device_group = host_group;
-    if (device_world != world) {
-      HYD_ASSIGN_OR_RETURN(device_group, device_world->split(member ? 0 : -1, world->rank()));
-    }
-    planner::SchemeProfile sp;
-    sp.scheme = scheme;
-    sp.micro_batches = scheme.pp;
-    SchemeRun run;
-    core::Status status = core::Status::ok();
-    if (member) {
-      auto made = set_up_scheme(options, scheme, device_group, ops);
-      if (made.is_ok()) {
-        run = std::move(made).value();
-        run.state.context_bytes = meter.context_bytes();
-        auto states = gather_states(*host_group, run.state);
-        if (states.is_ok()) {
-          sp.ranks = std::move(states).value();
-        } else {
-          status = states.status();
-        }
-      } else {
-        status = made.status();
-      }
-    }
-    HYD_RETURN_IF_ERROR(agree(*world, status.is_ok() ? status : status.with_context(what), what));
-    if (printer) {
-      std::fprintf(stderr, "profile %s: %d rank%s, model state %s on rank 0\n",
-                   scheme.to_string().c_str(), scheme.gpus(), scheme.gpus() == 1 ? "" : "s",
-                   core::format_bytes(double(sp.ranks.front().total())).c_str());
-    }
-    for (int64_t len : lengths) {
-      // Stop (on every rank) at the first length a member's forecast does not fit.
-      double stop = 0;
-      std::string reason;
-      if (member) {
-        const int64_t need = forecast_peak(options, scheme, run, sp, *ops, len);
-        const int64_t extra = int64_t(double(need - meter.in_use()) * (1 + options.memory_margin));
-        const int64_t free_bytes = meter.available();
-        if (free_bytes > 0 && extra > free_bytes) {
-          stop = 1;
-          reason = fmt::format("rank {} forecasts a peak of {} ({} more than now, with {:.0f}% "
-                               "headroom) but {} is free",
-                               world->rank(), core::format_bytes(double(need)),
-                               core::format_bytes(double(extra)), 100 * options.memory_margin,
-                               core::format_bytes(double(free_bytes)));
-        }
-      }
-      HYD_ASSIGN_OR_RETURN(double any_stop, reduce_f64(*world, stop, comm::ReduceOp::kMax));
-      if (any_stop > 0) {
-        sp.stopped_at = len;
-        sp.stop_reason = reason.empty() ? "the memory forecast of another rank does not fit" : reason;
-        if (printer) {
-          std::fprintf(stderr, "profile %s: stopped at %lld tokens: %s\n", scheme.to_string().c_str(),
-                       static_cast<long long>(len), sp.stop_reason.c_str());
-        }
-        break;
-      }
-      planner::ProfilePoint point;
-      if (member) {
-        try {
-          status = measure(options, run, *host_group, *ops, len, sp.micro_batches, point);
-        } catch (const std::bad_alloc&) {
-          status = core::make_error(core::StatusCode::kResourceExhausted,
-                                    "{} at {} tokens: out of host memory although the forecast "
-                                    "fitted: lower --max-seq-len",
-                                    what, len);
-        }
-      }
-      HYD_RETURN_IF_ERROR(agree(*world, status.is_ok() ? status : status.with_context(what), what));
-      runs += options.warmup + options.repeats;
-      progress.done += double(len) * (options.warmup + options.repeats);
-      if (member) sp.points.push_back(std::move(point));
-      if (printer) progress.print(scheme, k, options.schemes.size(), sp, sp.points.back(), runs);
-    }
-    // Lengths left out by a stop no longer count in the ETA.
-    for (int64_t len : lengths) {
-      if (sp.stopped_at > 0 && len >= sp.stopped_at) {
-        progress.total -= double(len) * (options.warmup + options.repeats);
-      }
-    }
-    run = SchemeRun();  // free this scheme's memory before the next
-    HYD_RETURN_IF_ERROR(world->barrier());
+    HYD_ASSIGN_OR_RETURN(planner::SchemeProfile sp, profile_scheme(pr, k));
     profile.schemes.push_back(std::move(sp));
   }
   return profile;
