@@ -11,6 +11,8 @@
 #include <sys/stat.h>
 
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -202,6 +204,10 @@ TEST(CheckpointFile, EveryCorruptByteIsRefusedAndNamed) {
     ++refused;
   }
   EXPECT_GT(refused, 3000);
+  if (std::getenv("HYD_VERBOSE") != nullptr) {
+    std::fprintf(stderr, "%d corrupted files of a %llu-byte checkpoint refused\n", refused,
+                 static_cast<unsigned long long>(size));
+  }
   ASSERT_TRUE(read_everything(file).is_ok());  // flipped back: valid again
   // Truncated by one byte, and extended by one.
   std::filesystem::resize_file(file, size - 1);
