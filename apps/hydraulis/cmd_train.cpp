@@ -295,6 +295,10 @@ core::Status run_train(const TrainArgs& args) {
   if (args.resume && args.checkpoint_dir.empty()) {
     return core::invalid_argument("--resume needs --checkpoint-dir D, the directory to continue from");
   }
+  if (args.checkpoint_every > 0 && args.checkpoint_dir.empty()) {
+    return core::invalid_argument("--checkpoint-every {} needs --checkpoint-dir D (where to write them)",
+                                  args.checkpoint_every);
+  }
   // On a GPU the LM head runs over larger chunks (bf16 (chunk, V) logits) so its GEMMs are big.
   if (cuda) config.model_options.logits_chunk_tokens = args.logits_chunk_tokens;
   HYD_RETURN_IF_ERROR(config.validate());
