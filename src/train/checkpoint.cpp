@@ -649,8 +649,19 @@ core::StatusOr<std::string> PendingCheckpoint::commit(int keep) {
     // A checkpoint of this step exists (a run resumed from it): swap the two atomically, so the
     // path always holds a complete one, then remove the old one.
     if (::renameat2(AT_FDCWD, temp_dir_.c_str(), AT_FDCWD, final_dir.c_str(), RENAME_EXCHANGE) != 0) {
-      return core::io_error("{}: cannot replace it with {}: {}", final_dir, temp_dir_,
-                            errno_text());
+      if (errno != EINVAL && errno != ENOSYS) {
+        return core::io_error("{}: cannot replace it with {}: {}", final_dir, temp_dir_,
+                              errno_text());
+      }
+      // A file system without the exchange: move the old one aside first (a crash between the
+      // two renames leaves `latest` naming a missing step; its checkpoint is in the .old name).
+      const std::string old_dir = final_dir + ".old." + std::to_string(::getpid());
+      if (std::rename(final_dir.c_str(), old_dir.c_str()) != 0 ||
+          std::rename(temp_dir_.c_str(), final_dir.c_str()) != 0) {
+        return core::io_error("{}: cannot replace it with {}: {}", final_dir, temp_dir_,
+                              errno_text());
+      }
+      temp_dir_ = old_dir;
     }
   } else if (std::rename(temp_dir_.c_str(), final_dir.c_str()) != 0) {
     return core::io_error("{}: cannot rename {} to it: {}", final_dir, temp_dir_, errno_text());
