@@ -32,8 +32,9 @@ struct CommandResult {
 
 CommandResult run_hydraulis(const std::string& args, const std::string& log) {
   CommandResult r;
-  const std::string command = "\"" + binary() + "\" " + args + " > \"" + log + "\" 2>&1";
-  r.status = std::system(command.c_str());
+  std::ostringstream command;  // (no chained operator+: GCC 12 warns falsely, -Wrestrict)
+  command << '"' << binary() << "\" " << args << " > \"" << log << "\" 2>&1";
+  r.status = std::system(command.str().c_str());
   std::ifstream in(log);
   std::stringstream ss;
   ss << in.rdbuf();
