@@ -138,7 +138,9 @@ StatusOr<SchemeProfile> read_scheme(const Json& j, const std::string& source, si
   s.scheme = Scheme{int(cp), int(tp), int(pp)};
   HYD_ASSIGN_OR_RETURN(s.micro_batches, f.integer("micro_batches", 1));
   HYD_ASSIGN_OR_RETURN(const Json* ranks, f.array("ranks"));
-  if (ranks->size() != size_t(s.scheme.gpus())) {
+  HYD_ASSIGN_OR_RETURN(const Json* points, f.array("points"));
+  // A scheme whose model state did not fit was never set up: no ranks and no points.
+  if (ranks->size() != size_t(s.scheme.gpus()) && !(ranks->empty() && points->empty())) {
     return core::invalid_argument("{}: '{}.ranks' has {} entries, the scheme {} has {} ranks",
                                   source, where, ranks->size(), s.scheme.to_string(),
                                   s.scheme.gpus());
@@ -148,7 +150,6 @@ StatusOr<SchemeProfile> read_scheme(const Json& j, const std::string& source, si
                          read_rank((*ranks)[r], source, fmt::format("{}.ranks[{}]", where, r)));
     s.ranks.push_back(rs);
   }
-  HYD_ASSIGN_OR_RETURN(const Json* points, f.array("points"));
   for (size_t i = 0; i < points->size(); ++i) {
     HYD_ASSIGN_OR_RETURN(ProfilePoint p, read_point((*points)[i], source,
                                                     fmt::format("{}.points[{}]", where, i),

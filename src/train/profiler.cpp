@@ -471,6 +471,31 @@ std::string memory_stop(const ProfileRun& pr, const Scheme& scheme, const Scheme
                      core::format_bytes(double(free_bytes)));
 }
 
+// The reason a member rank cannot even hold the scheme's model state ("" when it can): its
+// elements in the strategy layout (fp32 weights and gradients, + a bf16 copy on GPUs) and in the
+// optimizer layout (fp32 master, gradient, two moments), from the layouts alone, before any
+// allocation (a failed GPU allocation aborts the process).
+std::string state_stop(const ProfileRun& pr, const Scheme& scheme, int rank) {
+  const planner::Strategy strategy = {scheme};
+  auto grid = parallel::ProcessGrid::create(strategy, scheme.gpus());
+  if (!grid.is_ok()) return "";
+  const std::vector<parallel::LogicalParam> params = parallel::logical_params(pr.options.model);
+  const parallel::Layout mine = parallel::strategy_layout(params, *grid, pr.options.model);
+  auto optimizer = parallel::optimizer_layout(params, *grid, pr.options.model);
+  if (!optimizer.is_ok()) return "";
+  const MemoryMeter meter(*pr.ops);
+  const int64_t per_element = meter.host() ? 8 : 10;
+  const int64_t need = mine.ranks[size_t(rank)].numel() * per_element +
+                       optimizer->ranks[size_t(rank)].numel() * 16;
+  const int64_t with_margin = int64_t(double(need) * (1 + pr.options.memory_margin));
+  const int64_t free_bytes = meter.available();
+  if (free_bytes <= 0 || with_margin <= free_bytes) return "";
+  return fmt::format("rank {} needs {} for the model state alone ({:.0f}% headroom included) but "
+                     "{} is free",
+                     rank, core::format_bytes(double(with_margin)), 100 * pr.options.memory_margin,
+                     core::format_bytes(double(free_bytes)));
+}
+
 // Scheme k of the options on world ranks 0 .. gpus − 1 (collective over the world).
 core::StatusOr<planner::SchemeProfile> profile_scheme(ProfileRun& pr, size_t k) {
   const Scheme& scheme = pr.options.schemes[k];
@@ -486,6 +511,23 @@ core::StatusOr<planner::SchemeProfile> profile_scheme(ProfileRun& pr, size_t k) 
   planner::SchemeProfile sp;
   sp.scheme = scheme;
   sp.micro_batches = scheme.pp;
+  // A scheme whose model state does not fit is recorded as stopped at the first length.
+  const std::string too_big = member ? state_stop(pr, scheme, world.rank()) : "";
+  HYD_ASSIGN_OR_RETURN(double any_too_big,
+                       reduce_f64(world, too_big.empty() ? 0.0 : 1.0, comm::ReduceOp::kMax));
+  if (any_too_big > 0) {
+    sp.stopped_at = pr.lengths.front();
+    sp.stop_reason = too_big.empty() ? "another rank cannot hold the model state" : too_big;
+    if (pr.printer) {
+      std::fprintf(stderr, "profile %s: skipped: %s\n", scheme.to_string().c_str(),
+                   sp.stop_reason.c_str());
+    }
+    for (int64_t len : pr.lengths) {
+      pr.progress.total -= double(len) * (pr.options.warmup + pr.options.repeats);
+    }
+    HYD_RETURN_IF_ERROR(world.barrier());
+    return sp;
+  }
   SchemeRun run;
   core::Status status = core::Status::ok();
   if (member) {

@@ -136,6 +136,29 @@ TEST_F(ProfileCli, TwoLengthsAreTooFewForTheFit) {
   EXPECT_FALSE(std::filesystem::exists(file("s.json")));
 }
 
+// 7b on one rank: 7 billion parameters × 24 bytes (× 11 with --memory-margin 10) fit no host, so
+// the scheme is skipped before any allocation, and a space of nothing is refused.
+TEST_F(ProfileCli, ModelStateThatDoesNotFitIsAStop) {
+  CommandResult profile =
+      run_hydraulis("profile --model 7b --schemes \"[(1, 1, 1)]\" --memory-margin 10 --out " +
+                        file("big.json"),
+                    file("profile.log"));
+  ASSERT_EQ(profile.status, 0) << profile.output;
+  EXPECT_NE(profile.output.find("profile (1, 1, 1): skipped: rank 0 needs"), std::string::npos)
+      << profile.output;
+  auto p = planner::Profile::load(file("big.json"));
+  ASSERT_TRUE(p.is_ok()) << p.status().message();
+  ASSERT_EQ(p->schemes.size(), 1u);
+  EXPECT_EQ(p->schemes[0].stopped_at, 128);
+  EXPECT_TRUE(p->schemes[0].points.empty());
+  EXPECT_NE(p->schemes[0].stop_reason.find("for the model state alone"), std::string::npos);
+  CommandResult build =
+      run_hydraulis("build-space --profile " + file("big.json") + " --out " + file("b.json"),
+                    file("build.log"));
+  EXPECT_NE(build.status, 0);
+  EXPECT_NE(build.output.find("no scheme of"), std::string::npos) << build.output;
+}
+
 TEST_F(ProfileCli, SchemeNeedingMoreRanksIsRefused) {
   CommandResult profile = run_hydraulis("profile --model tiny --schemes \"[(1, 2, 1)]\" --out " + file("x.json"),
                     file("profile.log"));
