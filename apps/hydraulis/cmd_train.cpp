@@ -10,6 +10,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <limits>
 #include <memory>
 
@@ -69,6 +70,7 @@ struct TrainArgs {
   int method = 4;
   std::string reshard = "overlap";
   std::string config_file;
+  int64_t stop_after = 0;
 };
 
 // SIGTERM (a scheduler pre-empting the job, `kill`, mpirun forwarding it): the handler only sets a
@@ -99,6 +101,25 @@ core::Status stopped_by_sigterm(const TrainArgs& args, int64_t step) {
                           "continue with --resume --checkpoint-dir {}",
                           step, args.steps, args.checkpoint_dir, train::step_directory_name(step),
                           args.checkpoint_dir);
+}
+
+// The trainers' stop hook: SIGTERM, or --stop-after K reached (a staged run: the schedule is the
+// one of --steps, the run stops after step K with a checkpoint, as a pre-empted job would).
+template <typename Trainer>
+std::function<bool()> stop_hook(const TrainArgs& args, const Trainer& trainer) {
+  return [&args, &trainer]() {
+    return sigterm_received() || (args.stop_after > 0 && trainer.steps_done() >= args.stop_after);
+  };
+}
+
+// The command's answer once a trainer stopped early: an error on SIGTERM, a note on --stop-after.
+core::Status stopped_early(const TrainArgs& args, int64_t step) {
+  if (sigterm_received()) return stopped_by_sigterm(args, step);
+  std::fprintf(stderr, "stopped after step %lld of %lld (--stop-after)%s%s\n",
+               static_cast<long long>(step), static_cast<long long>(args.steps),
+               args.checkpoint_dir.empty() ? "" : "; continue with --resume --checkpoint-dir ",
+               args.checkpoint_dir.c_str());
+  return core::Status::ok();
 }
 
 // After --resume: the checkpoint's step must not be past --steps.
@@ -238,7 +259,7 @@ core::Status run_distributed(const TrainArgs& args, const train::TrainerConfig& 
     if (!resumed.is_ok()) return resumed.with_context(fmt::format("rank {}", world->rank()));
   }
   install_sigterm_handler();
-  core::Status status = t->run({}, sigterm_received);
+  core::Status status = t->run({}, stop_hook(args, *t));
   if (!status.is_ok()) return status.with_context(fmt::format("rank {}", world->rank()));
   const bool stopped = t->stopped();
   const int64_t steps_done = t->steps_done();
@@ -258,7 +279,7 @@ core::Status run_distributed(const TrainArgs& args, const train::TrainerConfig& 
 #if HYD_WITH_MPI
   HYD_RETURN_IF_ERROR(comm::mpi_finalize());
 #endif
-  if (stopped) return stopped_by_sigterm(args, steps_done);
+  if (stopped) return stopped_early(args, steps_done);
   return core::Status::ok();
 }
 
@@ -346,8 +367,8 @@ core::Status run_train(const TrainArgs& args) {
         seconds += m.step_ms / 1e3;
         flops += m.model_tflops_per_s * 1e12 * m.step_ms / 1e3;
       },
-      sigterm_received));
-  if (trainer->stopped()) return stopped_by_sigterm(args, trainer->steps_done());
+      stop_hook(args, *trainer)));
+  if (trainer->stopped()) return stopped_early(args, trainer->steps_done());
   const auto& history = trainer->history();
   if (history.empty()) return core::Status::ok();  // resumed at --steps: nothing left to train
   std::printf("trained %lld steps of %s: loss %.4f -> %.4f, %s tokens/s (steps %lld..%lld)%s%s\n",
@@ -445,6 +466,10 @@ void add_train_command(CLI::App& root, CommandList& commands) {
                   "is committed)")
       ->capture_default_str()
       ->check(CLI::Range(1, 1 << 20));
+  app->add_option("--stop-after", args->stop_after,
+                  "Stop after step K of the --steps schedule, with a checkpoint (a staged or "
+                  "time-sliced run; continue with --resume); 0: never")
+      ->check(CLI::NonNegativeNumber);
   app->add_flag("--resume", args->resume,
                 "Continue from the latest checkpoint of --checkpoint-dir up to --steps (the total "
                 "step count); any strategy list and rank count may have written it");

@@ -5,10 +5,12 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "core/file.h"
 #include "core/json.h"
 #include "planner/plan.h"
 #include "tests/apps/cli_test_util.h"
@@ -94,6 +96,45 @@ TEST(TrainCli, ConfigFileFillsOptionsAndNamesTheBadLine) {
   EXPECT_NE(run.exit_code, 0);
   EXPECT_NE(run.output.find(path + ":6: 'global-tokens' is no option"), std::string::npos)
       << run.output;
+}
+
+// --stop-after K: the run stops after step K of the --steps schedule with a checkpoint and exits
+// 0; --resume then finishes it with the losses of an uninterrupted run, bit for bit.
+TEST(TrainCli, StopAfterThenResumeEqualsAnUninterruptedRun) {
+  const std::string data = train::testing::real_dataset(60);
+  ASSERT_FALSE(data.empty());
+  const std::string dir = ::testing::TempDir() + "/train_cli_stop";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const std::vector<std::string> common = {"train", "--model", "tiny", "--data", data,
+                                           "--steps", "4", "--global-token-num", "1024",
+                                           "--max-seq-len", "256", "--lr", "3e-3",
+                                           "--warmup-steps", "1"};
+  auto with = [&](std::vector<std::string> more) {
+    std::vector<std::string> args = common;
+    args.insert(args.end(), more.begin(), more.end());
+    return args;
+  };
+  auto run = hydraulis(with({"--metrics", dir + "/straight.jsonl"}));
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  run = hydraulis(with({"--stop-after", "2", "--checkpoint-dir", dir + "/ck", "--metrics",
+                        dir + "/staged.jsonl"}));
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_NE(run.output.find("stopped after step 2 of 4 (--stop-after)"), std::string::npos)
+      << run.output;
+  run = hydraulis(with({"--resume", "--checkpoint-dir", dir + "/ck", "--metrics",
+                        dir + "/staged.jsonl"}));
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  auto losses = [](const std::string& path) {
+    std::vector<double> out;
+    std::istringstream lines(core::read_file(path).value());
+    std::string line;
+    while (std::getline(lines, line)) out.push_back(core::parse_json(line, path).value()["loss"].get<double>());
+    return out;
+  };
+  const std::vector<double> straight = losses(dir + "/straight.jsonl");
+  ASSERT_EQ(straight.size(), 4u);
+  EXPECT_EQ(losses(dir + "/staged.jsonl"), straight);
 }
 
 }  // namespace
