@@ -29,5 +29,6 @@ void add_train_command(CLI::App& root, CommandList& commands);
 void add_export_command(CLI::App& root, CommandList& commands);
 void add_profile_command(CLI::App& root, CommandList& commands);
 void add_build_space_command(CLI::App& root, CommandList& commands);
+void add_report_command(CLI::App& root, CommandList& commands);
 
 }  // namespace hydraulis::apps

@@ -9,7 +9,8 @@ namespace {
 
 constexpr const char* kDescription =
     "Hydraulis: heterogeneous-strategy LLM training for long-tailed sequence lengths.\n"
-    "Workflow: data prepare -> analyze -> propose -> plan/simulate -> train -> export.";
+    "Workflow: data prepare -> analyze -> profile -> build-space -> propose -> plan/simulate -> "
+    "train -> report -> export.";
 
 int run_chosen(const hydraulis::apps::CommandList& commands, CLI::App& root) {
   for (const auto& command : commands) {
@@ -42,6 +43,7 @@ int main(int argc, char** argv) {
   hydraulis::apps::add_export_command(root, commands);
   hydraulis::apps::add_profile_command(root, commands);
   hydraulis::apps::add_build_space_command(root, commands);
+  hydraulis::apps::add_report_command(root, commands);
   try {
     root.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

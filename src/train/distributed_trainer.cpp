@@ -325,6 +325,7 @@ core::StatusOr<StepMetrics> DistributedTrainer::step() {
   ops_->reset_peak_memory();
   const auto run_start = Clock::now();
   HYD_ASSIGN_OR_RETURN(parallel::StageResult result, rt.run(micro_batches, m.targets, overlap));
+  ops_->synchronize();  // a GPU's kernels are still running: the pipeline's time ends with them
   const double run_ms = ms_since(run_start);
 
   // Reduce gradients into the optimizer layout (summed over pipelines and cp ranks).
