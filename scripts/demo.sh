@@ -83,6 +83,9 @@ node -e '
   }
 ' "$OUT/train_metrics.jsonl" "$TINY_STRATEGIES"
 
-echo "== 8. export the trained model to Hugging Face LLaMA format"
-"$HYD" export --checkpoint "$OUT/checkpoints" --out "$OUT/hf" --force
-echo "demo: outputs in $OUT/ (analysis_*/ plots, proposal*.json, simulate/, plan.jsonl, space_tiny.json, train_metrics.jsonl, checkpoints/, hf/)"
+echo "== 8. report the run (plots) and export the trained model to Hugging Face LLaMA format"
+"$HYD" report --metrics "$OUT/train_metrics.jsonl" --out "$OUT/train_report" \
+  --title "tiny on 4 CPU ranks, strategies chosen per step (method 4)"
+"$HYD" export --checkpoint "$OUT/checkpoints" --out "$OUT/hf" --force \
+  --vocab data/gpt2/vocab.json --merges data/gpt2/merges.txt
+echo "demo: outputs in $OUT/ (analysis_*/ plots, proposal*.json, simulate/, plan.jsonl, space_tiny.json, train_metrics.jsonl, train_report/, checkpoints/, hf/)"

@@ -159,6 +159,7 @@ viz::Figure run_figure(const std::vector<StepMetrics>& steps, const RunSummary& 
                                   100 * summary.estimate_mean_signed_error));
   }
   b.y.min = 0;
+  b.legend = viz::LegendPosition::kBottomRight;
   b.notes_position = viz::LegendPosition::kBottomLeft;
   viz::Chart c = panel("Throughput", "tokens/s");
   c.series.push_back(tps);
