@@ -20,6 +20,7 @@ int gpt2_files_one_input(const uint8_t* data, size_t size);
 int tokenizer_one_input(const uint8_t* data, size_t size);
 int indexed_dataset_one_input(const uint8_t* data, size_t size);
 int scheme_space_one_input(const uint8_t* data, size_t size);
+int profile_one_input(const uint8_t* data, size_t size);
 int strategy_list_one_input(const uint8_t* data, size_t size);
 int batches_one_input(const uint8_t* data, size_t size);
 int plan_jsonl_one_input(const uint8_t* data, size_t size);

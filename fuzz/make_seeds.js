@@ -87,6 +87,14 @@ for (const f of fs.readdirSync('configs/scheme_space').filter((f) => f.endsWith(
   seed('scheme_space', f, fs.readFileSync(path.join('configs/scheme_space', f)));
 }
 
+// profile: the recorded profiles of `hydraulis profile` (CPU, 1, 2 and 4 ranks; a noisy one) and
+// the H200 profile of 1b.
+for (const dir of ['tests/planner/data', 'configs/profiles', 'bench/train/results_e2e_1b_h200']) {
+  for (const f of fs.readdirSync(dir).filter((f) => f.startsWith('profile') || dir === 'configs/profiles')) {
+    seed('profile', f, fs.readFileSync(path.join(dir, f)));
+  }
+}
+
 // strategy_list: the lists of docs/planner.md and the forms the parser documents.
 const planner = fs.readFileSync('docs/planner.md', 'utf8');
 const lists = planner.match(/\[\[[^\]`]*\](?:\s*,\s*\[[^\]`]*\])*\s*\]/g) || [];

@@ -12,7 +12,7 @@ SECONDS_PER_TARGET=${FUZZ_SECONDS:-60}
 TARGETS=("$@")
 if ((${#TARGETS[@]} == 0)); then
   TARGETS=(corpus_reader gpt2_files tokenizer indexed_dataset scheme_space strategy_list batches
-           plan_jsonl checkpoint)
+           plan_jsonl checkpoint profile)
 fi
 ROOT=$FZ_DIR/fuzz
 rm -rf "$ROOT/seeds"
@@ -29,7 +29,7 @@ for target in "${TARGETS[@]}"; do
   dict=()
   case $target in
     indexed_dataset) dict=(-dict=fuzz/indexed_dataset.dict) ;;
-    scheme_space | batches | plan_jsonl) dict=(-dict=fuzz/json.dict) ;;
+    scheme_space | batches | plan_jsonl | profile) dict=(-dict=fuzz/json.dict) ;;
   esac
   echo "fuzz: $target for ${SECONDS_PER_TARGET}s"
   UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS=detect_leaks=1 \

@@ -4,6 +4,7 @@
 // `make test-asan`. Docs: docs/reliability.md.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -81,6 +82,21 @@ TEST(FuzzRegression, IndexedDatasetPointerNearInt64Max) {
 
 TEST(FuzzRegression, SchemeSpace) {
   replay(scheme_space_one_input, {"", "{}", "[]", "{\"strategies\": []}", "{\"strategies\": 1}"});
+}
+
+TEST(FuzzRegression, Profile) {
+  replay(profile_one_input,
+         {"", "{}", "[]", "{\"format\": \"hydraulis-profile\"}",
+          "{\"format\": \"hydraulis-profile\", \"schemes\": [{\"cp\": 1, \"tp\": 1, \"pp\": 1}]}"});
+  // The recorded profiles themselves (the fuzzer's seeds): each reads, round-trips and fits.
+  for (const char* f : {"tests/planner/data/profile_tiny_cpu_1rank.json",
+                        "configs/profiles/tiny_cpu_4ranks.json",
+                        "bench/train/results_e2e_1b_h200/profile_1b_h200.json"}) {
+    const char* root = std::getenv("HYD_SOURCE_DIR");
+    auto text = core::read_file(std::string(root != nullptr ? root : ".") + "/" + f);
+    ASSERT_TRUE(text.is_ok()) << text.status().message();
+    EXPECT_EQ(profile_one_input(reinterpret_cast<const uint8_t*>(text->data()), text->size()), 0);
+  }
 }
 
 TEST(FuzzRegression, StrategyList) {
