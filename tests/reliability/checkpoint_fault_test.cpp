@@ -6,12 +6,15 @@
 // the losses of an uninterrupted run bit for bit. Docs: docs/reliability.md, docs/training.md.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <random>
 #include <thread>
@@ -261,6 +264,47 @@ TEST_F(CheckpointFaults, DiskFullKeepsThePreviousCheckpoint) {
   // With room again, the run resumes and finishes with the reference's losses.
   expect_resume_matches(dir_.file("full0"));
   EXPECT_EQ(faults, 5);
+}
+
+// A real full disk (ENOSPC): a tmpfs holding the previous checkpoint with room for about half of
+// the next one. Runs where mount(2) is permitted (root with CAP_SYS_ADMIN), else skipped.
+TEST_F(CheckpointFaults, DiskFullOnTmpfsKeepsThePreviousCheckpoint) {
+  const std::string mount_point = dir_.file("tmpfs");
+  fs::create_directories(mount_point);
+  const uint64_t size = *core::file_size(previous_file_);
+  const std::string options = "size=" + std::to_string(size + size / 2);
+  if (::mount("tmpfs", mount_point.c_str(), "tmpfs", 0, options.c_str()) != 0) {
+    GTEST_SKIP() << "mount -t tmpfs not permitted here (" << std::strerror(errno)
+                 << "); DiskFullKeepsThePreviousCheckpoint covers the same paths with "
+                    "RLIMIT_FSIZE";
+  }
+  struct Unmount {
+    std::string path;
+    ~Unmount() { ::umount2(path.c_str(), MNT_DETACH); }
+  } unmount{mount_point};
+  const std::string dir = mount_point + "/ck";
+  fs::create_directories(dir);
+  fs::copy(reference_ + "/step-00000001", dir + "/step-00000001");
+  write_text(dir + "/latest", "step-00000001\n");
+  // The metrics live outside the tmpfs, so the checkpoint is what fills it.
+  const std::string metrics = dir_.file("tmpfs_ck.jsonl");
+  const std::string reference_metrics = read_text(dir_.file("reference.jsonl"));
+  write_text(metrics, reference_metrics.substr(0, reference_metrics.find('\n') + 1));
+  std::vector<std::string> args = train_args(dir, metrics, 1, true);
+  Child child = spawn(args, dir_.file("tmpfs.log"));
+  const int status = wait_child(child);
+  const std::string log = read_text(dir_.file("tmpfs.log"));
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1) << status << log;
+  EXPECT_NE(log.find("disk full?"), std::string::npos) << log;
+  EXPECT_EQ(expect_valid(dir), 1);
+  std::vector<std::string> names;
+  for (const auto& entry : fs::directory_iterator(dir)) names.push_back(entry.path().filename().string());
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{"latest", "step-00000001"}));
+  // The surviving checkpoint, moved to a disk with room, resumes to the reference's losses.
+  const std::string moved = dir_.file("tmpfs_ck");
+  fs::copy(dir, moved, fs::copy_options::recursive);
+  expect_resume_matches(moved);
 }
 
 }  // namespace
