@@ -11,6 +11,8 @@
 #include "model/parameters.h"
 #include "parallel/reshard.h"
 
+#include "tests/parallel/layout_test_util.h"
+
 namespace hydraulis::parallel {
 
 // Readable gtest failures (found by argument-dependent lookup).
@@ -28,27 +30,8 @@ namespace {
 
 using planner::Strategy;
 
-model::LlamaConfig small_config(model::LmHead head = model::LmHead::kUntied) {
-  model::LlamaConfig c;
-  c.name = "layout-test";
-  c.num_layers = 4;
-  c.hidden = 32;
-  c.num_heads = 8;
-  c.num_kv_heads = 8;
-  c.ffn_hidden = 24;
-  c.vocab_size = 40;
-  c.max_seq_len = 64;
-  c.lm_head = head;
-  return c;
-}
-
-ProcessGrid grid_of(const Strategy& strategy) {
-  int world = 0;
-  for (const auto& s : strategy) world += s.gpus();
-  auto grid = ProcessGrid::create(strategy, world);
-  EXPECT_TRUE(grid.is_ok()) << grid.status().message();
-  return std::move(grid).value();
-}
+using testing::grid_of;
+using testing::small_config;
 
 // How many times each element of each parameter appears in a layout (optionally only counting
 // copies), by brute force.

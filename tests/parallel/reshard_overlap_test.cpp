@@ -13,31 +13,16 @@
 #include "comm/thread_comm.h"
 #include "parallel/reshard_exec.h"
 
+#include "tests/parallel/layout_test_util.h"
+
 namespace hydraulis::parallel {
 namespace {
 
 using planner::Strategy;
 using HostData = std::vector<std::vector<std::vector<float>>>;  // [rank][tensor][element]
 
-model::LlamaConfig small_config(model::LmHead head = model::LmHead::kUntied) {
-  model::LlamaConfig c;
-  c.name = "overlap-test";
-  c.num_layers = 4;
-  c.hidden = 32;
-  c.num_heads = 8;
-  c.num_kv_heads = 4;
-  c.ffn_hidden = 24;
-  c.vocab_size = 40;
-  c.max_seq_len = 64;
-  c.lm_head = head;
-  return c;
-}
-
-ProcessGrid grid_of(const Strategy& strategy) {
-  int world = 0;
-  for (const auto& s : strategy) world += s.gpus();
-  return ProcessGrid::create(strategy, world).value();
-}
+using testing::grid_of;
+using testing::small_config;
 
 // The chunks of `name`'s tensors on `rank` (use, done); -1, -1 when the rank holds none.
 std::pair<int, int> chunks_of(const StageChunks& chunks, const Layout& layout,
