@@ -1,9 +1,13 @@
 // Fuzz target: the MMIDIDX reader. Input layout: a 4-byte little-endian length n, then n bytes of
 // P.idx, then the rest as P.bin (fuzz/make_seeds.sh builds seeds from a real prepared dataset).
 // Property: open() returns a clean Status or a dataset whose every accessor stays inside both
-// files (ASan checks the reads of the mappings) and whose counts agree.
+// files (ASan checks the reads of the mappings) and whose counts agree; with a P.sum made for
+// exactly these bytes open() gives the same answer (the checksum path refuses nothing valid and
+// admits nothing else). The P.sum parser's own refusals are tested exhaustively instead
+// (tests/data/dataset_sum_test.cpp: every byte of a sum file).
 // Regressions: tests/reliability/fuzz_regression_test.cpp.
 #include <cstring>
+#include <filesystem>
 
 #include "data/indexed_dataset.h"
 #include "fuzz/fuzz_support.h"
@@ -20,7 +24,24 @@ int indexed_dataset_one_input(const uint8_t* data, size_t size) {
   const std::string_view bin = rest.substr(idx.size());
   write_scratch_file("data.idx", idx);
   write_scratch_file("data.bin", bin);
-  auto dataset = data::IndexedDataset::open(scratch_directory() + "/data");
+  const std::string prefix = scratch_directory() + "/data";
+  std::filesystem::remove(data::sum_path(prefix));
+  auto dataset = data::IndexedDataset::open(prefix);
+  {
+    data::ChunkCrcs bin_crcs;
+    data::ChunkCrcs idx_crcs;
+    bin_crcs.update(bin.data(), bin.size());
+    idx_crcs.update(idx.data(), idx.size());
+    write_scratch_file("data.sum", data::make_dataset_sum(bin_crcs, idx_crcs));
+    auto with_sum = data::IndexedDataset::open(prefix);
+    std::filesystem::remove(data::sum_path(prefix));
+    HYD_CHECK(with_sum.is_ok() == dataset.is_ok(), "a matching P.sum changed open(): {} vs {}",
+              with_sum.is_ok() ? "ok" : with_sum.status().message(),
+              dataset.is_ok() ? "ok" : dataset.status().message());
+    HYD_CHECK(!with_sum.is_ok() || (with_sum->sum_check().has_value() &&
+                                    with_sum->num_tokens() == dataset->num_tokens()),
+              "with P.sum: no check recorded or other tokens");
+  }
   if (!dataset.is_ok()) {
     HYD_CHECK(!dataset.status().message().empty(), "error Status without a message");
     return 0;

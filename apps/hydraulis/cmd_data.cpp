@@ -2,6 +2,9 @@
 // Megatron MMIDIDX dataset P.bin + P.idx (library: src/data/prepare.h; docs: docs/data.md).
 // SIGINT/SIGTERM stop the run cleanly: temp files are removed and no P.bin/P.idx pair appears;
 // a second signal kills the process at once (the temp files are then named *.tmp.<pid>).
+// `hydraulis data verify`: checks P.bin and P.idx against P.sum (every chunk) and the MMIDIDX
+// rules.
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <memory>
@@ -67,16 +70,37 @@ core::Status run_prepare(PrepareArgs& args) {
   return core::Status::ok();
 }
 
+// Refuses a missing P.sum (NotFound) or any mismatch (DataLoss naming the first bad chunk).
+core::Status run_verify(const std::string& prefix) {
+  const auto start = std::chrono::steady_clock::now();
+  HYD_ASSIGN_OR_RETURN(data::IndexedDataset dataset,
+                       data::IndexedDataset::open(prefix, data::SumRequirement::kRequired));
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const data::SumCheck& sum = *dataset.sum_check();
+  std::fputs(fmt::format("OK {}: {}.bin ({} bytes, {} chunks) and {}.idx ({} bytes, {} chunks) "
+                         "match {} (CRC32C per {} KiB); {} sequences, {} tokens; {:.1f} ms\n",
+                         prefix, prefix, sum.bin_bytes, sum.bin_chunks, prefix, sum.idx_bytes,
+                         sum.idx_chunks, data::sum_path(prefix), sum.chunk_bytes / 1024,
+                         dataset.num_sequences(), dataset.num_tokens(), seconds * 1e3)
+                 .c_str(),
+             stdout);
+  return core::Status::ok();
+}
+
 }  // namespace
 
 void add_data_command(CLI::App& root, CommandList& commands) {
   CLI::App* data = root.add_subcommand(
-      "data", "Corpus tools: tokenize a JSONL corpus into an indexed dataset (P.bin + P.idx)");
+      "data",
+      "Corpus tools: tokenize a JSONL corpus into an indexed dataset (P.bin + P.idx + P.sum), "
+      "verify one");
   data->require_subcommand(1);
 
   CLI::App* prepare = data->add_subcommand(
       "prepare",
-      "Tokenize a corpus with GPT-2 BPE into a Megatron-LM MMIDIDX dataset P.bin + P.idx.\n"
+      "Tokenize a corpus with GPT-2 BPE into a Megatron-LM MMIDIDX dataset P.bin + P.idx\n"
+      "(and P.sum, their checksums).\n"
       "Input: JSON Lines (one object per line) or a JSON array of objects, optionally .gz or "
       ".zst;\nthe document is the string under --key. Empty documents are dropped; invalid UTF-8 "
       "is\nreplaced by U+FFFD. Output is identical for every --workers and appears only on "
@@ -99,7 +123,7 @@ void add_data_command(CLI::App& root, CommandList& commands) {
       ->required();
   prepare
       ->add_option("--output-prefix", args->options.output_prefix,
-                   "Writes <prefix>.bin and <prefix>.idx; the directory must exist")
+                   "Writes <prefix>.bin, <prefix>.idx and <prefix>.sum; the directory must exist")
       ->required();
   prepare->add_flag("--append-eod", args->append_eod,
                     "Append <|endoftext|> (id 50256) after every document");
@@ -116,6 +140,16 @@ void add_data_command(CLI::App& root, CommandList& commands) {
       ->check(CLI::IsMember({"fail", "skip"}));
   prepare->add_flag("--quiet", args->quiet, "No progress line on stderr");
   commands.push_back({prepare, [args] { return run_prepare(*args); }});
+
+  CLI::App* verify = data->add_subcommand(
+      "verify",
+      "Check a dataset P.bin + P.idx against its checksum file P.sum (a CRC32C per 1 MiB chunk,\n"
+      "written by `data prepare`) and the MMIDIDX rules. Prints OK, or the file and byte range\n"
+      "of the first bad chunk; exits non-zero on a mismatch or when P.sum is missing.");
+  auto verify_prefix = std::make_shared<std::string>();
+  verify->add_option("--data", *verify_prefix, "Dataset prefix P (reads P.bin, P.idx, P.sum)")
+      ->required();
+  commands.push_back({verify, [verify_prefix] { return run_verify(*verify_prefix); }});
 }
 
 }  // namespace hydraulis::apps

@@ -1,7 +1,8 @@
 // MMIDIDX writer and memory-mapped reader (layout: docs/formats.md, same bytes as Megatron-LM's
 // megatron/core/datasets/indexed_dataset.py). The writer streams tokens to a temp P.bin and keeps
 // the lengths in memory until finish(); the reader checks every header field, the file sizes and
-// every pointer before handing out a token. Tests: tests/data/indexed_dataset_test.cpp.
+// every pointer before handing out a token; P.sum (data/dataset_sum.h), when present, is checked
+// first. Tests: tests/data/indexed_dataset_test.cpp, tests/data/dataset_sum_test.cpp.
 #include "data/indexed_dataset.h"
 
 #include <fcntl.h>
@@ -97,7 +98,7 @@ class MappedFile {
   uint64_t size_ = 0;
 };
 
-// Removes "<prefix>.bin.tmp.<pid>" / "<prefix>.idx.tmp.<pid>" left by a killed writer whose
+// Removes "<prefix>.{bin,idx,sum}.tmp.<pid>" left by a killed writer whose
 // process no longer exists (AtomicFile names temp files after the writing process).
 void remove_stale_temp_files(const std::string& prefix) {
   namespace fs = std::filesystem;
@@ -108,7 +109,7 @@ void remove_stale_temp_files(const std::string& prefix) {
   for (fs::directory_iterator it(directory, ec), end; !ec && it != end; it.increment(ec)) {
     const fs::directory_entry& entry = *it;
     const std::string file = entry.path().filename().string();
-    for (const char* kind : {".bin.tmp.", ".idx.tmp."}) {
+    for (const char* kind : {".bin.tmp.", ".idx.tmp.", ".sum.tmp."}) {
       const std::string stem = name + kind;
       if (file.size() <= stem.size() || file.compare(0, stem.size(), stem) != 0) continue;
       const std::string digits = file.substr(stem.size());
@@ -122,6 +123,32 @@ void remove_stale_temp_files(const std::string& prefix) {
       }
     }
   }
+}
+
+// Makes the unlinks before it durable before any rename after it (rename order alone is not
+// guaranteed to survive a power loss).
+Status fsync_directory_of(const std::string& path) {
+  const std::filesystem::path parent = std::filesystem::path(path).parent_path();
+  const std::string directory = parent.empty() ? "." : parent.string();
+  const int fd = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) {
+    return core::io_error("{}: cannot open directory: {}", directory, std::strerror(errno));
+  }
+  const int rc = ::fsync(fd);
+  const int err = errno;
+  ::close(fd);
+  if (rc != 0) {
+    return core::io_error("{}: fsync of the directory failed: {}", directory, std::strerror(err));
+  }
+  return Status::ok();
+}
+
+Status remove_if_present(const std::string& path, const char* what) {
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+    return core::io_error("{}: cannot remove the previous {}: {}", path, what,
+                          std::strerror(errno));
+  }
+  return Status::ok();
 }
 
 }  // namespace
@@ -152,6 +179,7 @@ struct IndexedDatasetWriter::Impl {
   std::string prefix;
   TokenDType dtype = TokenDType::kU16;
   core::AtomicFile bin;
+  ChunkCrcs bin_crcs;  // of every byte written to `bin`, for P.sum
   std::vector<int32_t> lengths;
   uint64_t tokens = 0;
   std::vector<uint16_t> u16_buffer;
@@ -206,8 +234,10 @@ Status IndexedDatasetWriter::add_document(std::span<const int32_t> ids) {
       w.u16_buffer[i] = static_cast<uint16_t>(ids[i]);
     }
     HYD_RETURN_IF_ERROR(w.bin.write(w.u16_buffer.data(), ids.size() * sizeof(uint16_t)));
+    w.bin_crcs.update(w.u16_buffer.data(), ids.size() * sizeof(uint16_t));
   } else {
     HYD_RETURN_IF_ERROR(w.bin.write(ids.data(), ids.size() * sizeof(int32_t)));
+    w.bin_crcs.update(ids.data(), ids.size() * sizeof(int32_t));
   }
   w.lengths.push_back(static_cast<int32_t>(ids.size()));
   w.tokens += ids.size();
@@ -237,21 +267,36 @@ Status IndexedDatasetWriter::finish() {
   HYD_CHECK(static_cast<uint64_t>(pointer) == w.bin.bytes_written(),
             "pointer sum {} != bytes written {}", pointer, w.bin.bytes_written());
 
+  ChunkCrcs idx_crcs;
+  idx_crcs.update(index.data(), index.size());
+  HYD_CHECK(w.bin_crcs.total_bytes() == w.bin.bytes_written(), "checksummed {} of {} bytes",
+            w.bin_crcs.total_bytes(), w.bin.bytes_written());
+
   HYD_ASSIGN_OR_RETURN(core::AtomicFile idx, core::AtomicFile::create(idx_path(w.prefix)));
   HYD_RETURN_IF_ERROR(idx.write(index));
-  // Both temp files reach the disk before the old pair is touched: a full disk (the last buffered
-  // bytes of either file) fails here and leaves the previous dataset as it was.
+  HYD_ASSIGN_OR_RETURN(core::AtomicFile sum, core::AtomicFile::create(sum_path(w.prefix)));
+  HYD_RETURN_IF_ERROR(sum.write(make_dataset_sum(w.bin_crcs, idx_crcs)));
+  // All temp files reach the disk before the old files are touched: a full disk (the last
+  // buffered bytes of any file) fails here and leaves the previous dataset as it was.
   HYD_RETURN_IF_ERROR(w.bin.flush());
   HYD_RETURN_IF_ERROR(idx.flush());
-  // Order: drop the old index, commit the data, then the index. Until the last rename there is
-  // no P.idx, so no reader can pair a new P.bin with an old P.idx.
-  if (::unlink(idx_path(w.prefix).c_str()) != 0 && errno != ENOENT) {
-    return core::io_error("{}: cannot remove the previous index: {}", idx_path(w.prefix),
-                          std::strerror(errno));
-  }
+  HYD_RETURN_IF_ERROR(sum.flush());
+  // Order (docs/formats.md): drop the old P.sum, then the old P.idx (durably), commit the data,
+  // the index, and last the new P.sum. Until the P.idx rename there is no P.idx, so no reader
+  // pairs a new P.bin with an old P.idx; until the P.sum rename there is no P.sum, so no P.sum
+  // ever describes files other than the pair beside it.
+  HYD_RETURN_IF_ERROR(remove_if_present(sum_path(w.prefix), "checksum file"));
+  HYD_RETURN_IF_ERROR(remove_if_present(idx_path(w.prefix), "index"));
+  HYD_RETURN_IF_ERROR(fsync_directory_of(w.prefix));
   HYD_RETURN_IF_ERROR(w.bin.commit());
   Status committed = idx.commit();
   if (!committed.is_ok()) {
+    ::unlink(bin_path(w.prefix).c_str());
+    return committed;
+  }
+  committed = sum.commit();
+  if (!committed.is_ok()) {  // nothing appears on failure, as for the pair
+    ::unlink(idx_path(w.prefix).c_str());
     ::unlink(bin_path(w.prefix).c_str());
     return committed;
   }
@@ -280,7 +325,9 @@ struct IndexedDataset::Impl {
   std::vector<int32_t> lengths;  // copied: the mapped array is not 4-byte aligned
   uint64_t pointers_offset = 0;
   uint64_t documents_offset = 0;
+  std::optional<SumCheck> sum;
 
+  Status check_sum(SumRequirement requirement);
   Status validate_header(const std::string& path);
   Status validate_arrays(const std::string& ipath, const std::string& bpath);
 };
@@ -411,7 +458,33 @@ IndexedDataset::~IndexedDataset() = default;
 IndexedDataset::IndexedDataset(IndexedDataset&&) noexcept = default;
 IndexedDataset& IndexedDataset::operator=(IndexedDataset&&) noexcept = default;
 
-StatusOr<IndexedDataset> IndexedDataset::open(const std::string& prefix) {
+// Reads P.sum (small: 4 bytes per MiB) and checks both mapped files against it.
+Status IndexedDataset::Impl::check_sum(SumRequirement requirement) {
+  const std::string path = sum_path(prefix);
+  if (!core::file_exists(path)) {
+    if (requirement == SumRequirement::kIfPresent) return Status::ok();
+    return core::not_found(
+        "{}: no such file: {}.bin and {}.idx have no checksums (written by another tool, or a "
+        "crash before the checksum file was renamed into place); re-run `hydraulis data "
+        "prepare` to write one",
+        path, prefix, prefix);
+  }
+  HYD_ASSIGN_OR_RETURN(std::string bytes, core::read_file(path));
+  auto span_of = [](const MappedFile& file) {
+    return std::span<const uint8_t>(file.data(), file.size());
+  };
+  HYD_ASSIGN_OR_RETURN(
+      SumCheck check,
+      check_dataset_sum(
+          prefix,
+          std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()),
+          span_of(bin), span_of(idx)));
+  sum = check;
+  return Status::ok();
+}
+
+StatusOr<IndexedDataset> IndexedDataset::open(const std::string& prefix,
+                                              SumRequirement sum_requirement) {
   IndexedDataset dataset;
   dataset.impl_ = std::make_unique<Impl>();
   Impl& d = *dataset.impl_;
@@ -419,8 +492,11 @@ StatusOr<IndexedDataset> IndexedDataset::open(const std::string& prefix) {
   const std::string ipath = idx_path(prefix);
   const std::string bpath = bin_path(prefix);
   HYD_RETURN_IF_ERROR(d.idx.open(ipath));
-  HYD_RETURN_IF_ERROR(d.validate_header(ipath));
   HYD_RETURN_IF_ERROR(d.bin.open(bpath));
+  // Checksums first: with P.sum, a changed byte anywhere is named as such (file, chunk, fix)
+  // rather than by whichever structural rule it happens to break.
+  HYD_RETURN_IF_ERROR(d.check_sum(sum_requirement));
+  HYD_RETURN_IF_ERROR(d.validate_header(ipath));
   HYD_RETURN_IF_ERROR(d.validate_arrays(ipath, bpath));
   return dataset;
 }
@@ -442,6 +518,9 @@ std::span<const int32_t> IndexedDataset::lengths() const {
 }
 const std::string& IndexedDataset::prefix() const {
   return impl_->prefix;
+}
+const std::optional<SumCheck>& IndexedDataset::sum_check() const {
+  return impl_->sum;
 }
 
 int32_t IndexedDataset::length(uint64_t sequence) const {

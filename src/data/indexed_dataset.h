@@ -2,17 +2,21 @@
 // back to back; P.idx holds the magic "MMIDIDX\x00\x00", version 1, dtype code, sequence count,
 // document count, then int32 lengths, int64 byte pointers and int64 document indices
 // (byte table: docs/formats.md). Reader memory-maps both files and validates magic, version,
-// dtype and every size before use. Tests: tests/data/indexed_dataset_test.cpp.
+// dtype and every size before use. The writer also writes the checksum sidecar P.sum
+// (data/dataset_sum.h), which the reader verifies when it exists.
+// Tests: tests/data/indexed_dataset_test.cpp, tests/data/dataset_sum_test.cpp.
 #pragma once
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "core/file.h"
 #include "core/status.h"
+#include "data/dataset_sum.h"
 
 namespace hydraulis::data {
 
@@ -33,8 +37,9 @@ const char* token_dtype_name(TokenDType dtype);
 std::string bin_path(const std::string& prefix);
 std::string idx_path(const std::string& prefix);
 
-// Writes P.bin and P.idx atomically (both appear on finish(), neither on failure or destruction).
-// create() also removes P.bin.tmp.<pid>/P.idx.tmp.<pid> left by a killed writer that is gone.
+// Writes P.bin, P.idx and P.sum atomically (all appear on finish(), none on failure or
+// destruction). create() also removes P.{bin,idx,sum}.tmp.<pid> left by a killed writer that is
+// gone.
 class IndexedDatasetWriter {
  public:
   // kU16 when vocab_size < 65,536 (GPT-2), else kI32.
@@ -47,8 +52,10 @@ class IndexedDatasetWriter {
 
   // One document = one sequence (Megatron's default); ids must fit the dtype.
   core::Status add_document(std::span<const int32_t> ids);
-  // Writes P.idx, then commits P.bin and P.idx (an older P.idx is removed first, so a crash in
-  // between leaves a P.bin without a P.idx, never a mismatched pair).
+  // Writes P.idx and P.sum, flushes all three temp files, removes an older P.sum and P.idx, then
+  // renames P.bin, P.idx and last P.sum into place. A crash in between leaves a P.bin without a
+  // P.idx, or a pair without P.sum; never a mismatched pair, never a P.sum of other files
+  // (docs/formats.md, "How the writer keeps the files consistent").
   core::Status finish();
   uint64_t num_sequences() const;
   uint64_t num_tokens() const;
@@ -58,9 +65,15 @@ class IndexedDatasetWriter {
   std::unique_ptr<Impl> impl_;
 };
 
+// kIfPresent: verify P.sum when it exists, open a pair without one as Megatron's tools write it.
+// kRequired: a missing P.sum is NotFound (`hydraulis data verify`).
+enum class SumRequirement { kIfPresent, kRequired };
+
 class IndexedDataset {
  public:
-  static core::StatusOr<IndexedDataset> open(const std::string& prefix);
+  // Verifies P.sum (every chunk of both files) before the structural checks of docs/formats.md.
+  static core::StatusOr<IndexedDataset> open(const std::string& prefix,
+                                             SumRequirement sum = SumRequirement::kIfPresent);
   IndexedDataset();
   ~IndexedDataset();
   IndexedDataset(IndexedDataset&&) noexcept;
@@ -80,6 +93,8 @@ class IndexedDataset {
   // (document_index(num_documents()) == num_sequences()).
   int64_t pointer(uint64_t sequence) const;
   int64_t document_index(uint64_t document) const;
+  // What the P.sum check covered; nullopt when the dataset has no P.sum.
+  const std::optional<SumCheck>& sum_check() const;
 
  private:
   struct Impl;

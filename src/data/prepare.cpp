@@ -276,6 +276,7 @@ StatusOr<PrepareSummary> prepare_dataset(const PrepareOptions& o) {
   HYD_RETURN_IF_ERROR(writer.finish());
   HYD_ASSIGN_OR_RETURN(summary.bin_bytes, core::file_size(bin_path(o.output_prefix)));
   HYD_ASSIGN_OR_RETURN(summary.idx_bytes, core::file_size(idx_path(o.output_prefix)));
+  HYD_ASSIGN_OR_RETURN(summary.sum_bytes, core::file_size(sum_path(o.output_prefix)));
   summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return summary;
 }
@@ -287,10 +288,12 @@ std::string format_summary(const PrepareSummary& s) {
                      compression_name(s.compression),
                      s.layout == CorpusLayout::kJsonArray ? "JSON array" : "JSON Lines",
                      core::format_bytes(static_cast<double>(s.text_bytes)));
-  out +=
-      fmt::format("output     {}.bin ({}) + {}.idx ({}), MMIDIDX v1, {} tokens\n", s.output_prefix,
-                  core::format_bytes(static_cast<double>(s.bin_bytes)), s.output_prefix,
-                  core::format_bytes(static_cast<double>(s.idx_bytes)), token_dtype_name(s.dtype));
+  out += fmt::format(
+      "output     {}.bin ({}) + {}.idx ({}), MMIDIDX v1, {} tokens; {}.sum ({}, "
+      "CRC32C per 1 MiB)\n",
+      s.output_prefix, core::format_bytes(static_cast<double>(s.bin_bytes)), s.output_prefix,
+      core::format_bytes(static_cast<double>(s.idx_bytes)), token_dtype_name(s.dtype),
+      s.output_prefix, core::format_bytes(static_cast<double>(s.sum_bytes)));
   out += fmt::format("documents  {} written ({} records, {} empty dropped)\n", s.sequences,
                      s.corpus.records, s.corpus.empty_documents);
   out += fmt::format("tokens     {} ({} EOD), {:.1f} per document\n", s.tokens, s.eod_tokens,

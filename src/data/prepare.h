@@ -1,4 +1,5 @@
-// `hydraulis data prepare` as a library call: corpus -> GPT-2 tokens -> MMIDIDX P.bin/P.idx.
+// `hydraulis data prepare` as a library call: corpus -> GPT-2 tokens -> MMIDIDX P.bin/P.idx
+// (+ the checksum file P.sum).
 // Records are tokenized in chunks on N worker threads and written in input order, so the output
 // is byte-identical for every N. Outputs appear only when everything succeeded (temp files and
 // renames); an error or cancellation leaves no P.bin/P.idx pair. Docs: docs/data.md.
@@ -23,7 +24,7 @@ struct PrepareOptions {
   std::string key = "content";
   std::string vocab_path;     // GPT-2 vocab.json
   std::string merges_path;    // GPT-2 merges.txt
-  std::string output_prefix;  // writes <prefix>.bin and <prefix>.idx
+  std::string output_prefix;  // writes <prefix>.bin, <prefix>.idx and <prefix>.sum
   AppendEod append_eod = AppendEod::kNo;
   int workers = 1;  // tokenizer threads (the calling thread reads and writes)
   OnError on_error = OnError::kFail;
@@ -49,6 +50,7 @@ struct PrepareSummary {
   uint64_t text_bytes = 0;   // decompressed JSON bytes
   uint64_t bin_bytes = 0;
   uint64_t idx_bytes = 0;
+  uint64_t sum_bytes = 0;
   double seconds = 0;       // wall time of the whole call (tokenizer load included)
   double load_seconds = 0;  // of which loading vocab.json + merges.txt
   // Decompressed JSON MB (1e6 bytes) per second, end to end and after the tokenizer load.

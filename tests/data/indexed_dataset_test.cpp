@@ -1,5 +1,8 @@
 // MMIDIDX writer/reader: round trips, the exact byte layout of Megatron-LM's .idx (parsed here
 // by hand from docs/formats.md), atomic appearance, and every corruption the reader must name.
+// The corruption tests remove P.sum first: they test the structural rules, which are all a pair
+// written by Megatron's tools (no P.sum) gets; with P.sum the checksum refuses them first
+// (tests/data/dataset_sum_test.cpp).
 #include "data/indexed_dataset.h"
 
 #include <gtest/gtest.h>
@@ -38,6 +41,11 @@ class IndexedDatasetTest : public ::testing::Test {
     ASSERT_TRUE(writer->add_document(std::vector<int32_t>{65535}).is_ok());
     ASSERT_TRUE(writer->add_document(std::vector<int32_t>{7, 8}).is_ok());
     ASSERT_TRUE(writer->finish().is_ok());
+  }
+  // The same pair as Megatron's tools leave it: without P.sum.
+  void write_small_without_sum() {
+    write_small();
+    ASSERT_TRUE(fs::remove(sum_path(prefix_)));
   }
 
   std::string read(const std::string& path) { return core::read_file(path).value(); }
@@ -141,6 +149,7 @@ TEST_F(IndexedDatasetTest, FilesAppearOnlyOnFinish) {
     ASSERT_TRUE(writer->add_document(std::vector<int32_t>{1, 2}).is_ok());
     EXPECT_FALSE(core::file_exists(bin_path(prefix_)));
     EXPECT_FALSE(core::file_exists(idx_path(prefix_)));
+    EXPECT_FALSE(core::file_exists(sum_path(prefix_)));
   }  // destroyed without finish()
   EXPECT_TRUE(fs::is_empty(dir_)) << "temp files left behind";
   write_small();
@@ -161,13 +170,15 @@ TEST_F(IndexedDatasetTest, RemovesTempFilesOfDeadWriters) {
   ::waitpid(child, nullptr, 0);  // `child` is now a pid that no process has
   const std::string stale = fmt::format("{}.bin.tmp.{}", prefix_, child);
   const std::string alive = fmt::format("{}.idx.tmp.{}", prefix_, ::getppid());
+  const std::string stale_sum = fmt::format("{}.sum.tmp.{}", prefix_, child);
   const std::string other = fmt::format("{}/other.bin.tmp.{}", dir_.string(), child);
-  for (const std::string& path : {stale, alive, other}) write(path, "partial");
+  for (const std::string& path : {stale, stale_sum, alive, other}) write(path, "partial");
   core::set_log_level(core::LogLevel::kWarn);  // the removal is logged at info level
   auto writer = IndexedDatasetWriter::create(prefix_, TokenDType::kU16);
   core::set_log_level(core::LogLevel::kInfo);
   ASSERT_TRUE(writer.is_ok());
   EXPECT_FALSE(core::file_exists(stale));
+  EXPECT_FALSE(core::file_exists(stale_sum));
   EXPECT_TRUE(core::file_exists(alive));  // its writer may still be running
   EXPECT_TRUE(core::file_exists(other));  // another prefix
 }
@@ -183,7 +194,7 @@ TEST_F(IndexedDatasetTest, MissingFilesAreNotFound) {
 }
 
 TEST_F(IndexedDatasetTest, BadMagic) {
-  write_small();
+  write_small_without_sum();
   std::string idx = read(idx_path(prefix_));
   idx[0] = 'X';
   write(idx_path(prefix_), idx);
@@ -192,7 +203,7 @@ TEST_F(IndexedDatasetTest, BadMagic) {
 }
 
 TEST_F(IndexedDatasetTest, WrongVersion) {
-  write_small();
+  write_small_without_sum();
   std::string idx = read(idx_path(prefix_));
   idx[9] = 2;
   write(idx_path(prefix_), idx);
@@ -200,7 +211,7 @@ TEST_F(IndexedDatasetTest, WrongVersion) {
 }
 
 TEST_F(IndexedDatasetTest, UnknownDtypeCode) {
-  write_small();
+  write_small_without_sum();
   std::string idx = read(idx_path(prefix_));
   idx[17] = 6;  // float64
   write(idx_path(prefix_), idx);
@@ -208,7 +219,7 @@ TEST_F(IndexedDatasetTest, UnknownDtypeCode) {
 }
 
 TEST_F(IndexedDatasetTest, TruncatedIndex) {
-  write_small();
+  write_small_without_sum();
   std::string idx = read(idx_path(prefix_));
   write(idx_path(prefix_), idx.substr(0, idx.size() - 1));
   expect_data_loss({"ds.idx", "file size", "expected 102 bytes", "found 101", "truncated"});
@@ -217,20 +228,20 @@ TEST_F(IndexedDatasetTest, TruncatedIndex) {
 }
 
 TEST_F(IndexedDatasetTest, TruncatedBin) {
-  write_small();
+  write_small_without_sum();
   std::string bin = read(bin_path(prefix_));
   write(bin_path(prefix_), bin.substr(0, bin.size() - 2));
   expect_data_loss({"ds.bin", "expected at least 12 bytes", "sequence 2", "found 10", "truncated"});
 }
 
 TEST_F(IndexedDatasetTest, BinWithTrailingBytes) {
-  write_small();
+  write_small_without_sum();
   write(bin_path(prefix_), read(bin_path(prefix_)) + "xy");
   expect_data_loss({"ds.bin", "expected 12 bytes", "found 14"});
 }
 
 TEST_F(IndexedDatasetTest, PointerOutOfRange) {
-  write_small();
+  write_small_without_sum();
   std::string idx = read(idx_path(prefix_));
   int64_t pointer = 1000;
   std::memcpy(idx.data() + 54, &pointer, 8);  // sequence_pointers[1]
@@ -239,7 +250,7 @@ TEST_F(IndexedDatasetTest, PointerOutOfRange) {
 }
 
 TEST_F(IndexedDatasetTest, PointerNotMonotone) {
-  write_small();
+  write_small_without_sum();
   std::string idx = read(idx_path(prefix_));
   int64_t pointer = 2;  // overlaps sequence 0, which ends at byte 6
   std::memcpy(idx.data() + 54, &pointer, 8);
@@ -248,7 +259,7 @@ TEST_F(IndexedDatasetTest, PointerNotMonotone) {
 }
 
 TEST_F(IndexedDatasetTest, BadDocumentIndices) {
-  write_small();
+  write_small_without_sum();
   std::string idx = read(idx_path(prefix_));
   int64_t last = 2;  // must equal the sequence count, 3
   std::memcpy(idx.data() + 70 + 24, &last, 8);
@@ -257,7 +268,7 @@ TEST_F(IndexedDatasetTest, BadDocumentIndices) {
 }
 
 TEST_F(IndexedDatasetTest, CorruptCountDoesNotOverflow) {
-  write_small();
+  write_small_without_sum();
   std::string idx = read(idx_path(prefix_));
   uint64_t huge = ~0ull / 4;
   std::memcpy(idx.data() + 18, &huge, 8);

@@ -171,14 +171,16 @@ TEST_F(PrepareTest, BadLineMidwayUnderFailWritesNothing) {
   ASSERT_EQ(summary->corpus.first_errors.size(), 1u);
   EXPECT_EQ(summary->corpus.first_errors[0].rfind(input + ":34: malformed JSON", 0), 0u);
   EXPECT_EQ(summary->sequences + summary->corpus.empty_documents, lines.size() - 1);
-  EXPECT_EQ(output_files(), (std::vector<std::string>{"p.bin", "p.idx"}));
+  EXPECT_EQ(output_files(), (std::vector<std::string>{"p.bin", "p.idx", "p.sum"}));
 
-  // A failing run over an existing dataset leaves the old pair as it was.
+  // A failing run over an existing dataset leaves the old files as they were.
   const std::string old_idx = core::read_file(idx_path(o.output_prefix)).value();
+  const std::string old_sum = core::read_file(sum_path(o.output_prefix)).value();
   o.on_error = OnError::kFail;
   ASSERT_FALSE(prepare_dataset(o).is_ok());
   EXPECT_EQ(core::read_file(idx_path(o.output_prefix)).value(), old_idx);
-  EXPECT_EQ(output_files(), (std::vector<std::string>{"p.bin", "p.idx"}));
+  EXPECT_EQ(core::read_file(sum_path(o.output_prefix)).value(), old_sum);
+  EXPECT_EQ(output_files(), (std::vector<std::string>{"p.bin", "p.idx", "p.sum"}));
 }
 
 TEST_F(PrepareTest, CancelledRunWritesNothing) {

@@ -1,10 +1,14 @@
-// Corrupted datasets: every single-bit flip and every byte inversion of a real P.idx, and a
-// truncated or extended P.bin. IndexedDataset::open must refuse exactly the files that break the
-// MMIDIDX rules of docs/formats.md (checked by an independent, slow reference validator below),
-// with a DataLoss error that names the file; files the rules still accept read back exactly as
-// the rules say. Docs: docs/reliability.md.
+// Corrupted datasets. With P.sum (what `data prepare` writes): every single-byte corruption of a
+// real P.bin and P.idx, token bytes included, and every truncation or extension is refused with
+// DataLoss naming the file and the chunk; `hydraulis data verify` says the same. Without P.sum
+// (a pair from Megatron's tools; the structural tests delete it first): every single-bit flip and
+// byte inversion of P.idx and a truncated or extended P.bin; IndexedDataset::open must refuse
+// exactly the files that break the MMIDIDX rules of docs/formats.md (checked by an independent,
+// slow reference validator below), and files the rules still accept read back exactly as the
+// rules say. Docs: docs/reliability.md.
 #include <gtest/gtest.h>
 
+#include <sys/wait.h>
 #include <cstring>
 #include <filesystem>
 #include <optional>
@@ -85,8 +89,35 @@ class CorruptDataset : public testing::Test {
     ASSERT_TRUE(writer->finish().is_ok());
     idx_ = read_text(data::idx_path(prefix_));
     bin_ = read_text(data::bin_path(prefix_));
+    sum_ = read_text(data::sum_path(prefix_));
+    on_disk_idx_ = idx_;
+    on_disk_bin_ = bin_;
+    ASSERT_FALSE(sum_.empty()) << "the writer wrote no P.sum";
     original_ = read_dataset(prefix_);
     ASSERT_EQ(reference_read(idx_, bin_), original_);  // the twin agrees on the intact pair
+  }
+
+  // The structural tests run on the pair alone, as Megatron's tools leave it: with P.sum every
+  // changed byte is refused by its checksum before the MMIDIDX rules are looked at.
+  void remove_sum() { ASSERT_TRUE(std::filesystem::remove(data::sum_path(prefix_))); }
+
+  // Writes the files that differ from the written pair (P.sum stays as written), opens the
+  // dataset; true when DataLoss names `file` with the chunk of a CRC32C mismatch or the size.
+  bool refused_by_sum(const std::string& idx, const std::string& bin, const std::string& file) {
+    if (idx != on_disk_idx_) write_text(data::idx_path(prefix_), on_disk_idx_ = idx);
+    if (bin != on_disk_bin_) write_text(data::bin_path(prefix_), on_disk_bin_ = bin);
+    auto dataset = data::IndexedDataset::open(prefix_);
+    if (dataset.is_ok()) {
+      ADD_FAILURE() << "a changed " << file << " was accepted despite P.sum";
+      return false;
+    }
+    EXPECT_EQ(dataset.status().code(), core::StatusCode::kDataLoss);
+    const std::string& message = dataset.status().message();
+    const bool named = message.find(file + ": bytes [") != std::string::npos ||
+                       message.find(file + ": size: expected") != std::string::npos;
+    EXPECT_TRUE(named) << message;
+    EXPECT_NE(message.find("data.sum to accept"), std::string::npos) << message;
+    return named;
   }
 
   // Writes the pair, opens it, and checks open() against the reference. Returns true when refused.
@@ -121,10 +152,14 @@ class CorruptDataset : public testing::Test {
   std::string prefix_;
   std::string idx_;
   std::string bin_;
+  std::string sum_;
+  std::string on_disk_idx_;  // what refused_by_sum() last wrote
+  std::string on_disk_bin_;
   std::vector<std::vector<int32_t>> original_;
 };
 
 TEST_F(CorruptDataset, EveryIndexBitFlipIsRefusedOrFormatValid) {
+  remove_sum();
   const size_t header_and_arrays = 34 + 12 * original_.size();  // up to the document indices
   int flips = 0;
   int refused = 0;
@@ -149,6 +184,7 @@ TEST_F(CorruptDataset, EveryIndexBitFlipIsRefusedOrFormatValid) {
 }
 
 TEST_F(CorruptDataset, EveryHeaderByteIsChecked) {
+  remove_sum();
   for (size_t byte = 0; byte < 34; ++byte) {
     if (byte == 17) continue;  // dtype: 8 -> 4 is valid by the rules only with matching sizes
     std::string idx = idx_;
@@ -164,6 +200,7 @@ TEST_F(CorruptDataset, EveryHeaderByteIsChecked) {
 }
 
 TEST_F(CorruptDataset, TruncatedOrExtendedBinIsRefusedAndNamed) {
+  remove_sum();
   for (size_t cut : {size_t{1}, size_t{2}, size_t{3}, bin_.size() / 2, bin_.size()}) {
     SCOPED_TRACE(testing::Message() << "cut " << cut);
     EXPECT_TRUE(check_pair(idx_, bin_.substr(0, bin_.size() - cut)));
@@ -185,13 +222,84 @@ TEST_F(CorruptDataset, TruncatedOrExtendedBinIsRefusedAndNamed) {
   EXPECT_NE(dataset.status().message().find("data.bin"), std::string::npos);
 }
 
-// MMIDIDX has no checksum: a flipped token byte in P.bin is a different valid dataset. This pins
-// the limit documented in docs/reliability.md (it must change when a checksum is added).
-TEST_F(CorruptDataset, TokenBytesAreNotChecksummed) {
+// With P.sum a flipped token byte is refused (naming P.bin and its chunk). Without P.sum it is
+// still a different valid dataset: MMIDIDX itself has no checksum (docs/reliability.md).
+TEST_F(CorruptDataset, TokenByteFlipIsRefusedByTheSum) {
   std::string bin = bin_;
   bin[0] = static_cast<char>(bin[0] ^ 1);
+  EXPECT_TRUE(refused_by_sum(idx_, bin, "data.bin"));
+  remove_sum();
   EXPECT_FALSE(check_pair(idx_, bin));
   EXPECT_FALSE(read_dataset(prefix_) == original_);
+}
+
+// Every byte of P.bin and of P.idx, each changed in 3 ways (lowest bit, highest bit, inversion):
+// all refused by P.sum, with DataLoss naming the file. (A CRC32C detects every error burst of
+// up to 32 bits, so the other bit flips add run time, not coverage.)
+TEST_F(CorruptDataset, EverySingleByteChangeIsRefusedWithSum) {
+  int changes = 0;
+  int refused = 0;
+  for (const bool in_bin : {true, false}) {
+    const std::string& original = in_bin ? bin_ : idx_;
+    for (size_t byte = 0; byte < original.size(); ++byte) {
+      for (int mask : {0x01, 0x80, 0xff}) {
+        SCOPED_TRACE(testing::Message()
+                     << (in_bin ? "P.bin" : "P.idx") << " byte " << byte << " xor " << mask);
+        std::string changed = original;
+        changed[byte] = static_cast<char>(changed[byte] ^ mask);
+        ++changes;
+        refused += in_bin ? refused_by_sum(idx_, changed, "data.bin")
+                          : refused_by_sum(changed, bin_, "data.idx");
+      }
+    }
+  }
+  EXPECT_EQ(changes, 3 * static_cast<int>(bin_.size() + idx_.size()));
+  EXPECT_EQ(refused, changes);
+  RecordProperty("byte_changes_with_sum", changes);
+  RecordProperty("bin_bytes", static_cast<int>(bin_.size()));
+  RecordProperty("idx_bytes", static_cast<int>(idx_.size()));
+}
+
+TEST_F(CorruptDataset, TruncatedOrExtendedFilesAreRefusedWithSum) {
+  for (size_t cut : {size_t{1}, size_t{2}, bin_.size() / 2, bin_.size()}) {
+    SCOPED_TRACE(testing::Message() << "P.bin cut " << cut);
+    EXPECT_TRUE(refused_by_sum(idx_, bin_.substr(0, bin_.size() - cut), "data.bin"));
+  }
+  EXPECT_TRUE(refused_by_sum(idx_, bin_ + "x", "data.bin"));
+  EXPECT_TRUE(refused_by_sum(idx_, bin_ + "xy", "data.bin"));
+  EXPECT_TRUE(refused_by_sum(idx_.substr(0, idx_.size() - 1), bin_, "data.idx"));
+  EXPECT_TRUE(refused_by_sum(idx_.substr(0, idx_.size() - 8), bin_, "data.idx"));
+  EXPECT_TRUE(refused_by_sum(idx_ + std::string(8, '\0'), bin_, "data.idx"));
+  // Both restored: it opens again with the original tokens.
+  write_text(data::idx_path(prefix_), on_disk_idx_ = idx_);
+  write_text(data::bin_path(prefix_), on_disk_bin_ = bin_);
+  EXPECT_TRUE(read_dataset(prefix_) == original_);
+}
+
+// `hydraulis data verify`: OK on the written dataset; the first bad chunk and a non-zero exit
+// on a flipped token byte; a non-zero exit naming P.sum when there is none.
+TEST_F(CorruptDataset, VerifyCommandReportsOkOrTheFirstBadChunk) {
+  auto verify = [&](const char* log) {
+    Child run = spawn({hydraulis_binary(), "data", "verify", "--data", prefix_}, dir_.file(log));
+    const int status = wait_child(run);
+    return std::pair{WIFEXITED(status) ? WEXITSTATUS(status) : -1, read_text(run.log_path)};
+  };
+  auto [ok_code, ok_log] = verify("ok.log");
+  EXPECT_EQ(ok_code, 0) << ok_log;
+  EXPECT_EQ(ok_log.rfind("OK " + prefix_, 0), 0u) << ok_log;
+  std::string bin = bin_;
+  bin[bin.size() - 1] = static_cast<char>(bin[bin.size() - 1] ^ 0x40);
+  write_text(data::bin_path(prefix_), bin);
+  auto [bad_code, bad_log] = verify("bad.log");
+  EXPECT_NE(bad_code, 0) << bad_log;
+  EXPECT_NE(bad_log.find(fmt::format("data.bin: bytes [0, {}) (chunk 0)", bin_.size())),
+            std::string::npos)
+      << bad_log;
+  write_text(data::bin_path(prefix_), bin_);
+  remove_sum();
+  auto [missing_code, missing_log] = verify("missing.log");
+  EXPECT_NE(missing_code, 0) << missing_log;
+  EXPECT_NE(missing_log.find("data.sum: no such file"), std::string::npos) << missing_log;
 }
 
 }  // namespace

@@ -124,6 +124,7 @@ void expect_prepare_failures_keep_previous(const std::string& work, const std::s
   ASSERT_EQ(previous.size(), 4u);
   const std::string previous_idx = read_text(data::idx_path(prefix));
   const std::string previous_bin = read_text(data::bin_path(prefix));
+  const std::string previous_sum = read_text(data::sum_path(prefix));
   for (const PrepareFault& fault : faults) {
     SCOPED_TRACE(fault.name);
     const std::string input = work + "/" + fault.name + ".jsonl";
@@ -137,8 +138,9 @@ void expect_prepare_failures_keep_previous(const std::string& work, const std::s
     EXPECT_TRUE(read_dataset(prefix) == previous) << "the previous dataset changed";
     EXPECT_TRUE(read_text(data::idx_path(prefix)) == previous_idx) << "P.idx changed";
     EXPECT_TRUE(read_text(data::bin_path(prefix)) == previous_bin) << "P.bin changed";
+    EXPECT_TRUE(read_text(data::sum_path(prefix)) == previous_sum) << "P.sum changed";
     EXPECT_EQ(files_with_prefix(output, "data"),
-              (std::vector<std::string>{"data.bin", "data.idx"}));
+              (std::vector<std::string>{"data.bin", "data.idx", "data.sum"}));
   }
 }
 

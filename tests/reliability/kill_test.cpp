@@ -33,6 +33,7 @@ class KillDuringPrepare : public testing::Test {
     ASSERT_EQ(previous_.size(), 3u);
     previous_idx_ = read_text(data::idx_path(prefix_));
     previous_bin_ = read_text(data::bin_path(prefix_));
+    previous_sum_ = read_text(data::sum_path(prefix_));
     // The new corpus: the web demo corpus twice (68 MB of JSON), so that a run lasts long enough
     // to be interrupted on a fast machine; then one uninterrupted run (to another prefix) times
     // the writing phase, from the temp P.bin's appearance to the exit.
@@ -54,6 +55,7 @@ class KillDuringPrepare : public testing::Test {
         std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - writing_start).count();
     std::filesystem::remove(data::bin_path(dir_.file("timing")));
     std::filesystem::remove(data::idx_path(dir_.file("timing")));
+    std::filesystem::remove(data::sum_path(dir_.file("timing")));
   }
 
   // A delay inside the writing phase (its first 70 %).
@@ -91,16 +93,22 @@ class KillDuringPrepare : public testing::Test {
     return true;
   }
 
-  // Puts the previous pair back after a run that completed (it legitimately replaced it).
+  // Puts the previous files back after a run that completed (it legitimately replaced them).
   void restore_previous() {
     write_text(data::idx_path(prefix_), previous_idx_);
     write_text(data::bin_path(prefix_), previous_bin_);
+    write_text(data::sum_path(prefix_), previous_sum_);
   }
 
   void expect_previous_intact() {
     EXPECT_TRUE(read_dataset(prefix_) == previous_) << "the previous dataset changed";
     EXPECT_TRUE(read_text(data::idx_path(prefix_)) == previous_idx_) << "P.idx changed";
     EXPECT_TRUE(read_text(data::bin_path(prefix_)) == previous_bin_) << "P.bin changed";
+    // P.sum is the previous one, or absent: a kill between its removal and the pair's (the
+    // writer's order, docs/formats.md) leaves the previous pair without checksums.
+    if (std::filesystem::exists(data::sum_path(prefix_))) {
+      EXPECT_TRUE(read_text(data::sum_path(prefix_)) == previous_sum_) << "P.sum changed";
+    }
   }
 
   ScratchDir dir_;
@@ -109,6 +117,7 @@ class KillDuringPrepare : public testing::Test {
   std::vector<std::vector<int32_t>> previous_;
   std::string previous_idx_;
   std::string previous_bin_;
+  std::string previous_sum_;
   int64_t writing_ms_ = 0;
 };
 
@@ -127,7 +136,7 @@ TEST_F(KillDuringPrepare, SigkillKeepsThePreviousDataset) {
     expect_previous_intact();
     // Only the previous pair and the killed process's temp files (never a P.idx of its own).
     for (const std::string& name : files_with_prefix(dir_.path(), "data")) {
-      const bool previous_pair = name == "data.bin" || name == "data.idx";
+      const bool previous_pair = name == "data.bin" || name == "data.idx" || name == "data.sum";
       const bool temp_of_killed = name.ends_with(".tmp." + std::to_string(pid));
       EXPECT_TRUE(previous_pair || temp_of_killed) << name;
     }
@@ -139,7 +148,7 @@ TEST_F(KillDuringPrepare, SigkillKeepsThePreviousDataset) {
   Child next = spawn(prepare_args(small, prefix_), dir_.file("next.log"));
   ASSERT_EQ(wait_child(next), 0) << read_text(next.log_path);
   EXPECT_EQ(files_with_prefix(dir_.path(), "data"),
-            (std::vector<std::string>{"data.bin", "data.idx"}));
+            (std::vector<std::string>{"data.bin", "data.idx", "data.sum"}));
   EXPECT_EQ(read_dataset(prefix_).size(), 2u);
 }
 
@@ -164,7 +173,7 @@ TEST_F(KillDuringPrepare, SigtermStopsCleanly) {
     expect_previous_intact();
     if (WIFEXITED(status)) {
       EXPECT_EQ(files_with_prefix(dir_.path(), "data"),
-                (std::vector<std::string>{"data.bin", "data.idx"}))
+                (std::vector<std::string>{"data.bin", "data.idx", "data.sum"}))
           << log;
     }
   }
