@@ -112,9 +112,12 @@ std::function<bool()> stop_hook(const TrainArgs& args, const Trainer& trainer) {
   };
 }
 
-// The command's answer once a trainer stopped early: an error on SIGTERM, a note on --stop-after.
+// The command's answer once a trainer stopped early: a note when --stop-after was reached, else
+// an error naming SIGTERM (under mpirun the signal may have reached another rank only: the ranks
+// agreed to stop, so a stop before --stop-after is always someone's SIGTERM).
 core::Status stopped_early(const TrainArgs& args, int64_t step) {
-  if (sigterm_received()) return stopped_by_sigterm(args, step);
+  const bool asked = args.stop_after > 0 && step >= args.stop_after;
+  if (sigterm_received() || !asked) return stopped_by_sigterm(args, step);
   std::fprintf(stderr, "stopped after step %lld of %lld (--stop-after)%s%s\n",
                static_cast<long long>(step), static_cast<long long>(args.steps),
                args.checkpoint_dir.empty() ? "" : "; continue with --resume --checkpoint-dir ",
