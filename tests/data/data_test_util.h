@@ -9,6 +9,9 @@
 #include <algorithm>
 #include <cstdlib>
 #include <string>
+#include <vector>
+
+#include "data/indexed_dataset.h"
 
 namespace hydraulis::data::test_util {
 
@@ -55,6 +58,17 @@ inline std::string zstd(const std::string& data) {
   }
   ZSTD_freeCCtx(context);
   return out;
+}
+
+// Expects IndexedDataset::open(prefix) to fail with DataLoss and a message holding every fragment.
+inline void expect_data_loss(const std::string& prefix, const std::vector<std::string>& fragments) {
+  auto opened = IndexedDataset::open(prefix);
+  ASSERT_FALSE(opened.is_ok());
+  EXPECT_EQ(opened.status().code(), core::StatusCode::kDataLoss) << opened.status().to_string();
+  for (const std::string& fragment : fragments) {
+    EXPECT_NE(opened.status().message().find(fragment), std::string::npos)
+        << "missing '" << fragment << "' in: " << opened.status().message();
+  }
 }
 
 }  // namespace hydraulis::data::test_util

@@ -6,6 +6,8 @@
 #include "data/dataset_sum.h"
 
 #include <gtest/gtest.h>
+
+#include "data_test_util.h"
 #include <unistd.h>
 
 #include <cstring>
@@ -63,13 +65,7 @@ class DatasetSumTest : public ::testing::Test {
   }
   // Expects open() to fail with DataLoss and a message holding every fragment.
   void expect_data_loss(const std::vector<std::string>& fragments) {
-    auto opened = IndexedDataset::open(prefix_);
-    ASSERT_FALSE(opened.is_ok());
-    EXPECT_EQ(opened.status().code(), core::StatusCode::kDataLoss) << opened.status().to_string();
-    for (const std::string& fragment : fragments) {
-      EXPECT_NE(opened.status().message().find(fragment), std::string::npos)
-          << "missing '" << fragment << "' in: " << opened.status().message();
-    }
+    test_util::expect_data_loss(prefix_, fragments);
   }
 
   fs::path dir_;
