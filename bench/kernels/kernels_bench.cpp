@@ -16,6 +16,9 @@
 #include "core/file.h"
 #include "kernels/cuda/adamw.h"
 #include "kernels/cuda/attention.h"
+#ifdef HYD_WITH_CUDNN
+#include "kernels/cuda/attention_cudnn.h"
+#endif
 #include "kernels/cuda/cross_entropy.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/device.h"
@@ -125,25 +128,42 @@ void bench_matmul(int reps) {
   }
 }
 
-void bench_attention(const std::vector<int32_t>& lengths, const std::string& name, int reps) {
+// ‖a − b‖₂ / ‖b‖₂ over two device tensors (f32 or bf16).
+double rel_error(const Tensor& a, const Tensor& b) {
+  Tensor ha = hyd::cuda::to_host_f32(a, g_stream), hb = hyd::cuda::to_host_f32(b, g_stream);
+  double diff = 0, norm = 0;
+  for (int64_t i = 0; i < ha.numel(); ++i) {
+    double x = ha.data<float>()[i], y = hb.data<float>()[i];
+    diff += (x - y) * (x - y);
+    norm += y * y;
+  }
+  return std::sqrt(diff) / std::max(std::sqrt(norm), 1e-30);
+}
+
+// Our flash-attention kernels and, when built with cuDNN and it loads, cuDNN's fused
+// flash-attention engine (attention_*_cudnn.*) on the same inputs; the cuDNN results are checked
+// against ours before timing. The cuDNN calls include their host read of cu_seqlens (B > 1).
+void bench_attention(const std::vector<int32_t>& lengths, const std::string& name, int reps,
+                     int H = kH, int Hkv = kH, int D = kD) {
   std::vector<int32_t> cu = {0};
   double flop_fwd = 0;  // causal: 2 GEMMs · 2 FLOP · H · D · L(L+1)/2 per sequence
   for (int32_t L : lengths) {
     cu.push_back(cu.back() + L);
-    flop_fwd += 4.0 * kH * kD * double(L) * (L + 1) / 2;
+    flop_fwd += 4.0 * H * D * double(L) * (L + 1) / 2;
   }
   Tensor cu_host = Tensor::empty({int64_t(cu.size())}, DType::kI32);
   std::memcpy(cu_host.raw_data(), cu.data(), cu.size() * sizeof(int32_t));
   Tensor cud = hyd::cuda::to_device(cu_host, g_stream);
   int T = cu.back();
-  Tensor q = random_dev({T, kH, kD}, DType::kBF16, -2, 2, 4), k = random_dev({T, kH, kD}, DType::kBF16, -2, 2, 5);
-  Tensor v = random_dev({T, kH, kD}, DType::kBF16, -1, 1, 6), dout = random_dev({T, kH, kD}, DType::kBF16, -1, 1, 7);
-  Tensor out = dev_empty({T, kH, kD}, DType::kBF16), lse = dev_empty({kH, T}, DType::kF32);
-  Tensor dq = dev_empty({T, kH, kD}, DType::kBF16), dk = dq.reshape({T, kH, kD}), dv = dev_empty({T, kH, kD}, DType::kBF16);
-  dk = dev_empty({T, kH, kD}, DType::kBF16);
+  Tensor q = random_dev({T, H, D}, DType::kBF16, -2, 2, 4), k = random_dev({T, Hkv, D}, DType::kBF16, -2, 2, 5);
+  Tensor v = random_dev({T, Hkv, D}, DType::kBF16, -1, 1, 6), dout = random_dev({T, H, D}, DType::kBF16, -1, 1, 7);
+  Tensor out = dev_empty({T, H, D}, DType::kBF16), lse = dev_empty({H, T}, DType::kF32);
+  Tensor dq = dev_empty({T, H, D}, DType::kBF16);
+  Tensor dk = dev_empty({T, Hkv, D}, DType::kBF16), dv = dev_empty({T, Hkv, D}, DType::kBF16);
   hyd::cuda::attention_fwd(q, k, v, cud, out, lse, g_stream);
   expect_finite(out, "attention out");
-  std::string shape = fmt::format("T={} B={} H={} D={}", T, lengths.size(), kH, kD);
+  std::string shape = H == Hkv ? fmt::format("T={} B={} H={} D={}", T, lengths.size(), H, D)
+                               : fmt::format("T={} B={} H={} Hkv={} D={}", T, lengths.size(), H, Hkv, D);
   record("attention_fwd." + name, shape, flop_fwd, 0,
          [&] { hyd::cuda::attention_fwd(q, k, v, cud, out, lse, g_stream); }, reps);
   hyd::cuda::attention_bwd(dout, q, k, v, out, lse, cud, dq, dk, dv, g_stream);
@@ -151,6 +171,27 @@ void bench_attention(const std::vector<int32_t>& lengths, const std::string& nam
   expect_finite(dk, "attention dk");
   record("attention_bwd." + name, shape, 2.5 * flop_fwd, 0,  // 5 GEMMs vs the forward's 2
          [&] { hyd::cuda::attention_bwd(dout, q, k, v, out, lse, cud, dq, dk, dv, g_stream); }, reps);
+#ifdef HYD_WITH_CUDNN
+  std::string why;
+  if (!hyd::cuda::cudnn_attention_available(&why)) {
+    std::printf("attention_*_cudnn.%s skipped: %s\n", name.c_str(), why.c_str());
+    return;
+  }
+  Tensor out_c = dev_empty({T, H, D}, DType::kBF16), lse_c = dev_empty({H, T}, DType::kF32);
+  Tensor dq_c = dev_empty({T, H, D}, DType::kBF16);
+  Tensor dk_c = dev_empty({T, Hkv, D}, DType::kBF16), dv_c = dev_empty({T, Hkv, D}, DType::kBF16);
+  hyd::cuda::cudnn_attention_fwd(q, k, v, cud, out_c, lse_c, g_stream);
+  hyd::cuda::cudnn_attention_bwd(dout, q, k, v, out, lse, cud, dq_c, dk_c, dv_c, g_stream);
+  const double errors[] = {rel_error(out_c, out), rel_error(lse_c, lse), rel_error(dq_c, dq),
+                           rel_error(dk_c, dk), rel_error(dv_c, dv)};
+  std::printf("attention cudnn vs ours (%s): relative error out %.2e lse %.2e dq %.2e dk %.2e dv %.2e\n",
+              name.c_str(), errors[0], errors[1], errors[2], errors[3], errors[4]);
+  for (double e : errors) HYD_CHECK(e < 2e-2, "attention {}: cuDNN and our kernels disagree ({})", name, e);
+  record("attention_fwd_cudnn." + name, shape, flop_fwd, 0,
+         [&] { hyd::cuda::cudnn_attention_fwd(q, k, v, cud, out_c, lse_c, g_stream); }, reps);
+  record("attention_bwd_cudnn." + name, shape, 2.5 * flop_fwd, 0,
+         [&] { hyd::cuda::cudnn_attention_bwd(dout, q, k, v, out, lse, cud, dq_c, dk_c, dv_c, g_stream); }, reps);
+#endif
 }
 
 void bench_elementwise(int reps) {
@@ -241,6 +282,7 @@ int main(int argc, char** argv) {
   if (only.empty() || only == "attention") {
     bench_attention({4096, 4096, 4096, 4096}, "fixed4096", reps);
     bench_attention({8192, 3000, 2000, 1200, 800, 500, 300, 200, 100, 92}, "longtail", reps);
+    bench_attention({4096, 4096, 4096, 4096}, "gqa64_fixed4096", reps, kH, 4, 64);  // 32 : 4 heads, D = 64
   }
   if (only.empty() || only == "elementwise") bench_elementwise(reps);
 
