@@ -68,7 +68,8 @@ model::LlamaConfig bench_config(const std::string& name) {
 }
 
 core::Json run_case(const std::shared_ptr<const model::Ops>& ops, const std::string& model_name,
-                    const std::string& layout, int64_t tokens, int warmup, int steps) {
+                    const std::string& layout, int64_t tokens, int warmup, int steps,
+                    bool op_profile) {
   model::LlamaConfig config = bench_config(model_name);
   config.max_seq_len = std::max<int64_t>(config.max_seq_len, tokens);
   const std::vector<int64_t> lengths = layout_lengths(layout, tokens);
@@ -135,6 +136,30 @@ core::Json run_case(const std::shared_ptr<const model::Ops>& ops, const std::str
       {"mfu", ops->peak_flops() > 0 ? flops / (median_ms / 1e3) / ops->peak_flops() : 0},
       {"peak_memory_bytes", ops->peak_memory()},
       {"first_loss", first_loss}};
+  if (op_profile) {  // one more step with every op timed on the stream
+    ops->set_op_profiling(true);
+    auto t0 = std::chrono::steady_clock::now();
+    step();
+    const double wall =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    ops->set_op_profiling(false);
+    std::vector<model::OpTime> times = ops->take_op_profile();
+    std::sort(times.begin(), times.end(),
+              [](const model::OpTime& a, const model::OpTime& b) { return a.ms > b.ms; });
+    double sum = 0;
+    core::Json rows = core::Json::array();
+    for (const auto& t : times) {
+      sum += t.ms;
+      rows.push_back({{"op", t.name}, {"calls", t.calls}, {"ms", t.ms}});
+    }
+    r["op_profile"] = {{"step_ms", wall}, {"ops_ms", sum}, {"ops", rows}};
+    std::fprintf(stderr, "  op profile (%s %s): step %.1f ms, ops %.1f ms\n", model_name.c_str(),
+                 layout.c_str(), wall, sum);
+    for (const auto& t : times) {
+      std::fprintf(stderr, "  %8.2f ms %5.1f%% %4lld× %s\n", t.ms, 100 * t.ms / wall,
+                   static_cast<long long>(t.calls), t.name.c_str());
+    }
+  }
   std::fprintf(stderr,
                "%-6s %-8s %6lld tok  %8.1f ms  %9.0f tok/s  %6.1f TFLOP/s  MFU %5.1f%%  %.1f GiB\n",
                model_name.c_str(), layout.c_str(), static_cast<long long>(targets), median_ms,
@@ -154,6 +179,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> layouts = {"fixed", "longtail"};
   int64_t tokens = 16384;
   int warmup = 2, steps = 5;
+  bool op_profile = false;
   app.add_option("--out", out, "JSON output")->required();
   app.add_option("--git", git, "git hash to record");
   app.add_option("--models", models, "1b, 7b-4l, ...");
@@ -161,6 +187,8 @@ int main(int argc, char** argv) {
   app.add_option("--tokens", tokens, "positions per micro-batch");
   app.add_option("--warmup", warmup, "warm-up steps (the first also validates)");
   app.add_option("--steps", steps, "timed steps (median reported)");
+  app.add_flag("--op-profile", op_profile,
+               "after the timed steps, one more with every op's device time (JSON op_profile)");
   CLI11_PARSE(app, argc, argv);
   auto ops = model::make_ops(core::Device::kCuda);
   if (!ops.is_ok()) {
@@ -169,7 +197,7 @@ int main(int argc, char** argv) {
   }
   core::Json cases = core::Json::array();
   for (const auto& m : models) {
-    for (const auto& l : layouts) cases.push_back(run_case(*ops, m, l, tokens, warmup, steps));
+    for (const auto& l : layouts) cases.push_back(run_case(*ops, m, l, tokens, warmup, steps, op_profile));
   }
   core::Json result = {{"git", git},
                        {"device", (*ops)->description()},

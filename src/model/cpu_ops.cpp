@@ -16,6 +16,27 @@
 
 namespace hydraulis::model {
 
+void Ops::matmul_fwd_add(const core::Tensor& x, const core::Tensor& w,
+                         const core::Tensor& residual, core::Tensor& y) const {
+  matmul_fwd(x, w, y);
+  add(y, residual, y);
+}
+
+void Ops::matmul_bwd_accumulate(const core::Tensor& dy, const core::Tensor& x,
+                                const core::Tensor& w, core::Tensor& dx, core::Tensor& dw) const {
+  core::Tensor partial = empty(dx.shape(), dx.dtype());
+  matmul_bwd(dy, x, w, partial, dw);
+  add(dx, partial, dx);
+}
+
+void Ops::rms_norm_bwd_add(const core::Tensor& dy, const core::Tensor& x,
+                           const core::Tensor& weight, const core::Tensor& rstd,
+                           const core::Tensor& residual, core::Tensor& dx,
+                           core::Tensor& dweight) const {
+  rms_norm_bwd(dy, x, weight, rstd, dx, dweight);
+  add(dx, residual, dx);
+}
+
 namespace {
 
 using core::Tensor;

@@ -4,7 +4,10 @@
 
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "kernels/cuda/adamw.h"
 #include "kernels/cuda/add.h"
@@ -38,6 +41,51 @@ double bf16_peak_flops(const std::string& name) {
   return 0;
 }
 
+// The op-time profile: an event pair around every op while on (events reused across takes).
+class OpProfiler {
+ public:
+  bool on() const { return on_; }
+  void set(bool on) { on_ = on; }
+  size_t begin(std::string name, cudaStream_t stream) {
+    if (used_ == records_.size()) {
+      Record r;
+      HYD_CUDA_CHECK(cudaEventCreate(&r.start));
+      HYD_CUDA_CHECK(cudaEventCreate(&r.stop));
+      records_.push_back(r);
+    }
+    records_[used_].name = std::move(name);
+    HYD_CUDA_CHECK(cudaEventRecord(records_[used_].start, stream));
+    return used_++;
+  }
+  void end(size_t i, cudaStream_t stream) {
+    HYD_CUDA_CHECK(cudaEventRecord(records_[i].stop, stream));
+  }
+  std::vector<OpTime> take(cudaStream_t stream) {
+    HYD_CUDA_CHECK(cudaStreamSynchronize(stream));
+    std::vector<OpTime> out;
+    for (size_t i = 0; i < used_; ++i) {
+      float ms = 0;
+      HYD_CUDA_CHECK(cudaEventElapsedTime(&ms, records_[i].start, records_[i].stop));
+      auto it = std::find_if(out.begin(), out.end(),
+                             [&](const OpTime& t) { return t.name == records_[i].name; });
+      if (it == out.end()) it = out.insert(out.end(), OpTime{records_[i].name, 0, 0});
+      it->calls += 1;
+      it->ms += double(ms);
+    }
+    used_ = 0;
+    return out;
+  }
+
+ private:
+  struct Record {
+    std::string name;
+    cudaEvent_t start = nullptr, stop = nullptr;
+  };
+  std::vector<Record> records_;
+  size_t used_ = 0;
+  bool on_ = false;
+};
+
 class CudaOps final : public Ops {
  public:
   CudaOps() : allocator_(cuda::install_allocator()) {
@@ -51,6 +99,32 @@ class CudaOps final : public Ops {
   }
   CudaOps(const CudaOps&) = delete;
   CudaOps& operator=(const CudaOps&) = delete;
+
+  // RAII: times the op of its scope while profiling is on; `a`, `b` name the shapes (GEMMs).
+  class Scope {
+   public:
+    Scope(const CudaOps& ops, const char* name, const Tensor* a = nullptr,
+          const Tensor* b = nullptr)
+        : ops_(ops) {
+      if (!ops.profiler_.on()) return;
+      std::string full = name;
+      for (const Tensor* t : {a, b}) {
+        if (t != nullptr) full += " " + core::shape_string(t->shape());
+      }
+      index_ = ops.profiler_.begin(std::move(full), ops.stream_);
+      active_ = true;
+    }
+    ~Scope() {
+      if (active_) ops_.profiler_.end(index_, ops_.stream_);
+    }
+    Scope(const Scope&) = delete;
+    Scope& operator=(const Scope&) = delete;
+
+   private:
+    const CudaOps& ops_;
+    size_t index_ = 0;
+    bool active_ = false;
+  };
 
   core::Device device() const override { return core::Device::kCuda; }
   std::string description() const override { return description_; }
@@ -81,7 +155,10 @@ class CudaOps final : public Ops {
   Tensor zeros(const core::Shape& shape, DType dtype) const override {
     return cuda::zeros(shape, dtype, stream_);
   }
-  void fill_zero(Tensor& t) const override { cuda::fill_zero(t, stream_); }
+  void fill_zero(Tensor& t) const override {
+    Scope scope(*this, "fill_zero");
+    cuda::fill_zero(t, stream_);
+  }
   Tensor upload(const Tensor& host) const override {
     return host.device() == core::Device::kCuda ? host : cuda::to_device(host, stream_);
   }
@@ -94,106 +171,150 @@ class CudaOps final : public Ops {
     if (dt == DType::kF32 || dt == DType::kBF16) return cuda::to_host_f32(t, stream_);
     return cuda::to_host(t, stream_);
   }
-  void convert(const Tensor& src, Tensor& dst) const override { cuda::convert(src, dst, stream_); }
+  void convert(const Tensor& src, Tensor& dst) const override {
+    Scope scope(*this, "convert");
+    cuda::convert(src, dst, stream_);
+  }
   void synchronize() const override { HYD_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
 
   void embedding_fwd(const Tensor& ids, const Tensor& table, Tensor& out) const override {
+    Scope scope(*this, "embedding_fwd");
     cuda::embedding_fwd(ids, table, out, stream_);
   }
   void embedding_bwd(const Tensor& ids, const Tensor& dout, Tensor& dtable) const override {
+    Scope scope(*this, "embedding_bwd");
     cuda::embedding_bwd(ids, dout, dtable, stream_);
   }
   void rms_norm_fwd(const Tensor& x, const Tensor& weight, double eps, Tensor& y,
                     Tensor& rstd) const override {
+    Scope scope(*this, "rms_norm_fwd");
     cuda::rms_norm_fwd(x, weight, eps, y, rstd, stream_);
   }
   void rms_norm_bwd(const Tensor& dy, const Tensor& x, const Tensor& weight, const Tensor& rstd,
                     Tensor& dx, Tensor& dweight) const override {
+    Scope scope(*this, "rms_norm_bwd");
     cuda::rms_norm_bwd(dy, x, weight, rstd, dx, dweight, stream_);
   }
   void matmul_fwd(const Tensor& x, const Tensor& w, Tensor& y) const override {
+    Scope scope(*this, "matmul_fwd", &x, &w);
     cuda::matmul_fwd(x, w, y, stream_);
   }
   void matmul_bwd(const Tensor& dy, const Tensor& x, const Tensor& w, Tensor& dx,
                   Tensor& dw) const override {
+    Scope scope(*this, "matmul_bwd", &x, &w);
     cuda::matmul_bwd(dy, x, w, dx, dw, stream_);
   }
+  void matmul_fwd_add(const Tensor& x, const Tensor& w, const Tensor& residual,
+                      Tensor& y) const override {
+    Scope scope(*this, "matmul_fwd_add", &x, &w);
+    cuda::matmul_fwd_add(x, w, residual, y, stream_);
+  }
+  void matmul_bwd_accumulate(const Tensor& dy, const Tensor& x, const Tensor& w, Tensor& dx,
+                             Tensor& dw) const override {
+    Scope scope(*this, "matmul_bwd_accumulate", &x, &w);
+    cuda::matmul_bwd(dy, x, w, dx, dw, stream_, /*accumulate_dx=*/true);
+  }
+  void rms_norm_bwd_add(const Tensor& dy, const Tensor& x, const Tensor& weight,
+                        const Tensor& rstd, const Tensor& residual, Tensor& dx,
+                        Tensor& dweight) const override {
+    Scope scope(*this, "rms_norm_bwd_add");
+    cuda::rms_norm_bwd_add(dy, x, weight, rstd, residual, dx, dweight, stream_);
+  }
   void rope_fwd(const Tensor& x, const Tensor& cu, double theta, Tensor& y) const override {
+    Scope scope(*this, "rope_fwd");
     cuda::rope_fwd(x, cu, theta, y, stream_);
   }
   void rope_bwd(const Tensor& dy, const Tensor& cu, double theta, Tensor& dx) const override {
+    Scope scope(*this, "rope_bwd");
     cuda::rope_bwd(dy, cu, theta, dx, stream_);
   }
   void attention_fwd(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& cu,
                      Tensor& out, Tensor& lse) const override {
+    Scope scope(*this, "attention_fwd");
     cuda::attention_fwd(q, k, v, cu, out, lse, stream_);
   }
   void attention_bwd(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
                      const Tensor& out, const Tensor& lse, const Tensor& cu, Tensor& dq, Tensor& dk,
                      Tensor& dv) const override {
+    Scope scope(*this, "attention_bwd");
     cuda::attention_bwd(dout, q, k, v, out, lse, cu, dq, dk, dv, stream_);
   }
   void rope_positions_fwd(const Tensor& x, const Tensor& positions, double theta,
                           Tensor& y) const override {
+    Scope scope(*this, "rope_positions_fwd");
     cuda::rope_positions_fwd(x, positions, theta, y, stream_);
   }
   void rope_positions_bwd(const Tensor& dy, const Tensor& positions, double theta,
                           Tensor& dx) const override {
+    Scope scope(*this, "rope_positions_bwd");
     cuda::rope_positions_bwd(dy, positions, theta, dx, stream_);
   }
   void attention_segments_fwd(const Tensor& q, const Tensor& k, const Tensor& v,
                               const Tensor& cu_q, const Tensor& cu_k, Tensor& out,
                               Tensor& lse) const override {
+    Scope scope(*this, "attention_segments_fwd");
     cuda::attention_segments_fwd(q, k, v, cu_q, cu_k, out, lse, stream_);
   }
   void attention_segments_bwd(const Tensor& dout, const Tensor& q, const Tensor& k,
                               const Tensor& v, const Tensor& out, const Tensor& lse,
                               const Tensor& cu_q, const Tensor& cu_k, Tensor& dq, Tensor& dk,
                               Tensor& dv) const override {
+    Scope scope(*this, "attention_segments_bwd");
     cuda::attention_segments_bwd(dout, q, k, v, out, lse, cu_q, cu_k, dq, dk, dv, stream_);
   }
   void copy_block(const Tensor& src, Tensor& dst, const cpu::Block2d& block,
                   cpu::BlockCopy mode) const override {
+    Scope scope(*this, "copy_block");
     cuda::copy_block(src, dst, block, mode, stream_);
   }
   void* native_stream() const override { return stream_; }
   bool supports_attention_segments() const override { return true; }
   void swiglu_fwd(const Tensor& gate_up, Tensor& out) const override {
+    Scope scope(*this, "swiglu_fwd");
     cuda::swiglu_fwd(gate_up, out, stream_);
   }
   void swiglu_bwd(const Tensor& dout, const Tensor& gate_up, Tensor& dgate_up) const override {
+    Scope scope(*this, "swiglu_bwd");
     cuda::swiglu_bwd(dout, gate_up, dgate_up, stream_);
   }
   void cross_entropy_fwd(const Tensor& logits, const Tensor& targets, int32_t ignore_index,
                          int64_t global_token_count, Tensor& losses, Tensor& lse,
                          Tensor& loss) const override {
+    Scope scope(*this, "cross_entropy_fwd");
     cuda::cross_entropy_fwd(logits, targets, ignore_index, global_token_count, losses, lse, loss,
                             stream_);
   }
   void cross_entropy_bwd(const Tensor& logits, const Tensor& targets, const Tensor& lse,
                          int32_t ignore_index, int64_t global_token_count,
                          Tensor& dlogits) const override {
+    Scope scope(*this, "cross_entropy_bwd");
     cuda::cross_entropy_bwd(logits, targets, lse, ignore_index, global_token_count, dlogits,
                             stream_);
   }
   void add(const Tensor& a, const Tensor& b, Tensor& y) const override {
+    Scope scope(*this, "add");
     cuda::add(a, b, y, stream_);
   }
 
   void adamw_step(Tensor& param, const Tensor& grad, Tensor& exp_avg, Tensor& exp_avg_sq,
                   const cpu::AdamWConfig& config, int64_t step, double grad_scale,
                   Tensor& compute) const override {
+    Scope scope(*this, "adamw_step");
     cuda::adamw_step(param, grad, exp_avg, exp_avg_sq, config, step, grad_scale, compute, stream_);
   }
   double grad_norm_sq(std::span<const Tensor> grads) const override {
+    Scope scope(*this, "grad_norm_sq");
     Tensor out = empty({1}, DType::kF32);
     cuda::grad_norm_sq(grads, out, stream_);
     return double(cuda::to_host(out, stream_).data<float>()[0]);
   }
+  void set_op_profiling(bool on) const override { profiler_.set(on); }
+  std::vector<OpTime> take_op_profile() const override { return profiler_.take(stream_); }
 
  private:
   cuda::CachingAllocator& allocator_;
   cudaStream_t stream_ = nullptr;
+  mutable OpProfiler profiler_;
   std::string description_;
   double peak_flops_ = 0;
 };

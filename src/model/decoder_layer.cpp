@@ -143,9 +143,13 @@ void layer_fwd(const LlamaConfig& c, ParameterStore& params, int64_t layer, cons
   }
 
   a.h = ops.empty({T, C}, dt);  // (T, C)
-  ops.matmul_fwd(a.attn.reshape({T, H * D}), params.at(ids.o_proj).weight(), a.h);
-  coll.tp_all_reduce(a.h);  // row-parallel o_proj: partial sums over the heads of each tp rank
-  ops.add(a.h, x, a.h);     // residual
+  if (coll.tp_size() == 1) {   // residual in the GEMM epilogue
+    ops.matmul_fwd_add(a.attn.reshape({T, H * D}), params.at(ids.o_proj).weight(), x, a.h);
+  } else {
+    ops.matmul_fwd(a.attn.reshape({T, H * D}), params.at(ids.o_proj).weight(), a.h);
+    coll.tp_all_reduce(a.h);  // row-parallel o_proj: partial sums over the heads of each tp rank
+    ops.add(a.h, x, a.h);     // residual
+  }
 
   a.xn2 = ops.empty({T, C}, dt);  // (T, C)
   a.rstd2 = ops.empty({T}, st);   // (T)
@@ -156,9 +160,13 @@ void layer_fwd(const LlamaConfig& c, ParameterStore& params, int64_t layer, cons
   ops.swiglu_fwd(a.gate_up, a.act);
 
   y = ops.empty({T, C}, dt);  // (T, C)
-  ops.matmul_fwd(a.act, params.at(ids.down_proj).weight(), y);
-  coll.tp_all_reduce(y);  // row-parallel down_proj
-  ops.add(y, a.h, y);     // residual
+  if (coll.tp_size() == 1) {
+    ops.matmul_fwd_add(a.act, params.at(ids.down_proj).weight(), a.h, y);
+  } else {
+    ops.matmul_fwd(a.act, params.at(ids.down_proj).weight(), y);
+    coll.tp_all_reduce(y);  // row-parallel down_proj
+    ops.add(y, a.h, y);     // residual
+  }
 }
 
 void layer_bwd(const LlamaConfig& c, ParameterStore& params, int64_t layer, LayerActivations& a,
@@ -199,9 +207,8 @@ void layer_bwd(const LlamaConfig& c, ParameterStore& params, int64_t layer, Laye
   dgate_up = Tensor();
   coll.tp_all_reduce(dxn2);  // column-parallel gate_up: partial input gradients
   Tensor dh = ops.empty({T, C}, dt);  // (T, C)
-  ops.rms_norm_bwd(dxn2, a.h, P.at(ids.post_attention_norm).weight(), a.rstd2, dh,
-                   P.at(ids.post_attention_norm).grad);
-  ops.add(dh, dy, dh);  // residual
+  ops.rms_norm_bwd_add(dxn2, a.h, P.at(ids.post_attention_norm).weight(), a.rstd2, dy, dh,
+                       P.at(ids.post_attention_norm).grad);  // + the residual's gradient dy
 
   // Attention branch: h = x + o(attention(q, k, v)).
   Tensor dattn = ops.empty({T, H * D}, dt);  // (T, H·D)
@@ -227,22 +234,18 @@ void layer_bwd(const LlamaConfig& c, ParameterStore& params, int64_t layer, Laye
   rope_backward(ops, batch, c.rope_theta, dq);
   rope_backward(ops, batch, c.rope_theta, dk);
 
-  Tensor dxn1 = ops.empty({T, C}, dt);     // (T, C)
-  Tensor partial = ops.empty({T, C}, dt);  // (T, C)
+  Tensor dxn1 = ops.empty({T, C}, dt);  // (T, C) = dq·Wq + dk·Wk + dv·Wv
   ops.matmul_bwd(dq.reshape({T, H * D}), a.xn1, P.at(ids.q_proj).weight(), dxn1,
                  P.at(ids.q_proj).grad);
-  ops.matmul_bwd(dk.reshape({T, Hkv * D}), a.xn1, P.at(ids.k_proj).weight(), partial,
-                 P.at(ids.k_proj).grad);
-  ops.add(dxn1, partial, dxn1);
-  ops.matmul_bwd(dv.reshape({T, Hkv * D}), a.xn1, P.at(ids.v_proj).weight(), partial,
-                 P.at(ids.v_proj).grad);
-  ops.add(dxn1, partial, dxn1);
+  ops.matmul_bwd_accumulate(dk.reshape({T, Hkv * D}), a.xn1, P.at(ids.k_proj).weight(), dxn1,
+                            P.at(ids.k_proj).grad);
+  ops.matmul_bwd_accumulate(dv.reshape({T, Hkv * D}), a.xn1, P.at(ids.v_proj).weight(), dxn1,
+                            P.at(ids.v_proj).grad);
   coll.tp_all_reduce(dxn1);  // column-parallel q/k/v: partial input gradients
 
   dx = ops.empty({T, C}, dt);  // (T, C)
-  ops.rms_norm_bwd(dxn1, a.x, P.at(ids.input_norm).weight(), a.rstd1, dx,
-                   P.at(ids.input_norm).grad);
-  ops.add(dx, dh, dx);  // residual
+  ops.rms_norm_bwd_add(dxn1, a.x, P.at(ids.input_norm).weight(), a.rstd1, dh, dx,
+                       P.at(ids.input_norm).grad);  // + the residual's gradient dh
 }
 
 }  // namespace hydraulis::model

@@ -11,6 +11,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "core/status.h"
 #include "core/tensor.h"
@@ -19,6 +20,13 @@
 #include "model/config.h"
 
 namespace hydraulis::model {
+
+// One line of an op-time profile: the device time of every call of one op (and GEMM shape).
+struct OpTime {
+  std::string name;
+  int64_t calls = 0;
+  double ms = 0;
+};
 
 class Ops {
  public:
@@ -67,6 +75,21 @@ class Ops {
   virtual void matmul_fwd(const core::Tensor& x, const core::Tensor& w, core::Tensor& y) const = 0;
   virtual void matmul_bwd(const core::Tensor& dy, const core::Tensor& x, const core::Tensor& w,
                           core::Tensor& dx, core::Tensor& dw) const = 0;
+  // Fused forms of the decoder layer's residual and summed-gradient additions. The defaults run
+  // the plain op and `add` (what the CPU backend does, bit for bit the unfused layer); the CUDA
+  // backend folds the addition into the GEMM epilogue or the RMSNorm pass (one rounding).
+  // y = x·wᵀ + residual (y must not alias residual).
+  virtual void matmul_fwd_add(const core::Tensor& x, const core::Tensor& w,
+                              const core::Tensor& residual, core::Tensor& y) const;
+  // As matmul_bwd, but dx += dy·w.
+  virtual void matmul_bwd_accumulate(const core::Tensor& dy, const core::Tensor& x,
+                                     const core::Tensor& w, core::Tensor& dx,
+                                     core::Tensor& dw) const;
+  // As rms_norm_bwd, then dx += residual (dx must not alias residual).
+  virtual void rms_norm_bwd_add(const core::Tensor& dy, const core::Tensor& x,
+                                const core::Tensor& weight, const core::Tensor& rstd,
+                                const core::Tensor& residual, core::Tensor& dx,
+                                core::Tensor& dweight) const;
   virtual void rope_fwd(const core::Tensor& x, const core::Tensor& cu_seqlens, double theta,
                         core::Tensor& y) const = 0;
   virtual void rope_bwd(const core::Tensor& dy, const core::Tensor& cu_seqlens, double theta,
@@ -122,6 +145,12 @@ class Ops {
                           double grad_scale, core::Tensor& compute) const = 0;
   // Σ g² over every element of every tensor, in a fixed order.
   virtual double grad_norm_sq(std::span<const core::Tensor> grads) const = 0;
+
+  // Op-time profile (bench/train --op-profile): while on, every op's device time is recorded
+  // (events around it on the stream); take_op_profile() waits for the stream, returns the sums
+  // by op name in first-call order and clears them. Backends without it return nothing.
+  virtual void set_op_profiling(bool) const {}
+  virtual std::vector<OpTime> take_op_profile() const { return {}; }
 };
 
 // The CPU backend (stateless, shared).

@@ -56,6 +56,16 @@ TEST_P(RmsNormTest, ForwardAndBackwardMatchCpu) {
     expect_close(to_host_f32(dxd, stream_), dx_ref, kBf16Eps, "dx");
     expect_close(to_host_f32(dwd, stream_), dw_ref, dw_type == DType::kF32 ? 1e-5 : kBf16Eps, "dweight");
   }
+  // Fused residual: dx = rms_norm_bwd's dx + residual, in one rounding.
+  Tensor residual = random_bf16_values({T, C}, rng_);
+  Tensor dx_add_ref = dx_ref.clone();
+  for (int64_t i = 0; i < dx_add_ref.numel(); ++i) {
+    dx_add_ref.data<float>()[i] += residual.data<float>()[i];
+  }
+  Tensor dxd = empty_dev({T, C}, DType::kBF16), dwd = to_device_as(dw_init, DType::kF32, stream_);
+  rms_norm_bwd_add(dyd, xd, wd, rstd, dev_bf16(residual, stream_), dxd, dwd, stream_);
+  expect_close(to_host_f32(dxd, stream_), dx_add_ref, kBf16Eps, "dx + residual");
+  expect_close(to_host(dwd, stream_), dw_ref, 1e-5, "dweight (fused residual)");
   // In place (y aliases x).
   rms_norm_fwd(xd, wd, 1e-5, xd, rstd, stream_);
   expect_close(to_host_f32(xd, stream_), y_ref, kBf16Eps, "y in place");

@@ -1,5 +1,6 @@
 // cuBLASLt linear layer vs the CPU twin on bf16-rounded inputs: forward, dx, and dw accumulated
-// into both f32 and bf16 buffers; aligned and odd shapes.
+// into both f32 and bf16 buffers, the fused residual and accumulated-dx forms; aligned and odd
+// shapes.
 #include <gtest/gtest.h>
 
 #include <tuple>
@@ -43,6 +44,25 @@ TEST_P(MatmulTest, ForwardAndBackwardMatchCpu) {
     expect_close(to_host_f32(dxd, stream_), dx_ref, kBf16Eps, "dx");
     expect_close(to_host_f32(dwd, stream_), dw_ref, dw_type == DType::kF32 ? 1e-5 : kBf16Eps, "dw");
   }
+  // Fused forms: y = x·Wᵀ + residual (GEMM epilogue), dx += dy·W.
+  Tensor residual = testing::random_bf16_values({N, M}, rng_);
+  Tensor y_add_ref = y_ref.clone();
+  for (int64_t i = 0; i < y_add_ref.numel(); ++i) {
+    y_add_ref.data<float>()[i] += residual.data<float>()[i];
+  }
+  matmul_fwd_add(xd, wd, to_device_as(residual, DType::kBF16, stream_), yd, stream_);
+  expect_close(to_host_f32(yd, stream_), y_add_ref, kBf16Eps, "x·Wᵀ + residual");
+  Tensor dx_init = testing::random_bf16_values({N, K}, rng_);
+  Tensor dx_acc_ref = dx_ref.clone();
+  for (int64_t i = 0; i < dx_acc_ref.numel(); ++i) {
+    dx_acc_ref.data<float>()[i] += dx_init.data<float>()[i];
+  }
+  Tensor dx_acc = to_device_as(dx_init, DType::kBF16, stream_);
+  Tensor dw_acc = to_device_as(dw_init, DType::kF32, stream_);
+  matmul_bwd(dyd, xd, wd, dx_acc, dw_acc, stream_, /*accumulate_dx=*/true);
+  expect_close(to_host_f32(dx_acc, stream_), dx_acc_ref, kBf16Eps, "dx accumulated");
+  expect_close(to_host(dw_acc, stream_), dw_ref, 1e-5, "dw (dx accumulated)");
+
   Tensor no_dx;  // undefined: only the weight gradient
   Tensor dwd = to_device_as(dw_init, DType::kF32, stream_);
   matmul_bwd(dyd, xd, wd, no_dx, dwd, stream_);

@@ -46,10 +46,11 @@ cublasLtMatrixLayout_t make_layout(cudaDataType_t type, int64_t rows, int64_t co
   return layout;
 }
 
-// Column-major D (m, n) = beta·C + op(A) (m, k) · op(B) (k, n); A, B bf16, C = D of c_type.
+// Column-major D (m, n) = beta·C + op(A) (m, k) · op(B) (k, n); A, B bf16; C and D of c_type,
+// same layout (C = D when `C` is null).
 void gemm(cublasOperation_t ta, cublasOperation_t tb, int64_t m, int64_t n, int64_t k,
-          const void* A, int64_t lda, const void* B, int64_t ldb, void* C, int64_t ldc,
-          cudaDataType_t c_type, float beta, cudaStream_t stream) {
+          const void* A, int64_t lda, const void* B, int64_t ldb, void* D, int64_t ldc,
+          cudaDataType_t c_type, float beta, cudaStream_t stream, const void* C = nullptr) {
   LtContext& ctx = context();
   PlanKey key{int(ta), int(tb), m, n, k, lda, ldb, ldc, int(c_type)};
   auto it = ctx.plans.find(key);
@@ -78,9 +79,9 @@ void gemm(cublasOperation_t ta, cublasOperation_t tb, int64_t m, int64_t n, int6
   }
   const GemmPlan& plan = it->second;
   float alpha = 1.f;
-  HYD_CUBLAS_CHECK(cublasLtMatmul(ctx.handle, plan.desc, &alpha, A, plan.a, B, plan.b, &beta, C,
-                                  plan.c, C, plan.c, &plan.algo, ctx.workspace, kWorkspaceBytes,
-                                  stream));
+  HYD_CUBLAS_CHECK(cublasLtMatmul(ctx.handle, plan.desc, &alpha, A, plan.a, B, plan.b, &beta,
+                                  C != nullptr ? C : D, plan.c, D, plan.c, &plan.algo,
+                                  ctx.workspace, kWorkspaceBytes, stream));
 }
 
 void check_cuda(const core::Tensor& t, core::Shape shape, const char* name) {
@@ -106,8 +107,25 @@ void matmul_fwd(const core::Tensor& x, const core::Tensor& w, core::Tensor& y, c
        CUDA_R_16BF, 0.f, stream);
 }
 
+void matmul_fwd_add(const core::Tensor& x, const core::Tensor& w, const core::Tensor& residual,
+                    core::Tensor& y, cudaStream_t stream) {
+  HYD_CHECK(x.dim() == 2 && w.dim() == 2 && x.size(1) == w.size(1),
+            "matmul_fwd_add: x (N, K) and w (M, K) expected, got {} and {}", x.describe(),
+            w.describe());
+  int64_t N = x.size(0), K = x.size(1), M = w.size(0);
+  check_cuda(x, {N, K}, "matmul_fwd_add x");
+  check_cuda(w, {M, K}, "matmul_fwd_add w");
+  check_cuda(residual, {N, M}, "matmul_fwd_add residual");
+  check_cuda(y, {N, M}, "matmul_fwd_add y");
+  if (N == 0 || M == 0) return;
+  HYD_CHECK(K > 0, "matmul_fwd_add: K = 0");
+  // yᵀ (M, N) = residualᵀ + W · xᵀ, the residual read by the GEMM's beta = 1 epilogue.
+  gemm(CUBLAS_OP_T, CUBLAS_OP_N, M, N, K, w.raw_data(), K, x.raw_data(), K, y.raw_data(), M,
+       CUDA_R_16BF, 1.f, stream, residual.raw_data());
+}
+
 void matmul_bwd(const core::Tensor& dy, const core::Tensor& x, const core::Tensor& w,
-                core::Tensor& dx, core::Tensor& dw, cudaStream_t stream) {
+                core::Tensor& dx, core::Tensor& dw, cudaStream_t stream, bool accumulate_dx) {
   HYD_CHECK(x.dim() == 2 && w.dim() == 2 && x.size(1) == w.size(1),
             "matmul_bwd: x (N, K) and w (M, K) expected, got {} and {}", x.describe(), w.describe());
   int64_t N = x.size(0), K = x.size(1), M = w.size(0);
@@ -123,10 +141,10 @@ void matmul_bwd(const core::Tensor& dy, const core::Tensor& x, const core::Tenso
     // dxᵀ (K, N) = Wᵀ (K, M; W row-major is column-major (K, M)) · dyᵀ (M, N).
     if (N > 0 && K > 0) {
       if (M == 0) {
-        HYD_CUDA_CHECK(cudaMemsetAsync(dx.raw_data(), 0, dx.nbytes(), stream));
+        if (!accumulate_dx) HYD_CUDA_CHECK(cudaMemsetAsync(dx.raw_data(), 0, dx.nbytes(), stream));
       } else {
         gemm(CUBLAS_OP_N, CUBLAS_OP_N, K, N, M, w.raw_data(), K, dy.raw_data(), M, dx.raw_data(),
-             K, CUDA_R_16BF, 0.f, stream);
+             K, CUDA_R_16BF, accumulate_dx ? 1.f : 0.f, stream);
       }
     }
   }

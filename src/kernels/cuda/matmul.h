@@ -13,8 +13,15 @@ namespace hydraulis::cuda {
 // x (N, K) bf16, w (M, K) bf16 -> y (N, M) bf16.
 void matmul_fwd(const core::Tensor& x, const core::Tensor& w, core::Tensor& y, cudaStream_t stream);
 
-// dx (N, K) bf16 = dy·W (skipped when dx is undefined); dw (M, K) f32 or bf16 += dyᵀ·x.
+// y (N, M) bf16 = x·Wᵀ + residual (N, M) bf16 in one GEMM (beta = 1 epilogue; y must not
+// alias residual): the residual additions of a decoder layer.
+void matmul_fwd_add(const core::Tensor& x, const core::Tensor& w, const core::Tensor& residual,
+                    core::Tensor& y, cudaStream_t stream);
+
+// dx (N, K) bf16 = dy·W, or += with accumulate_dx (skipped when dx is undefined);
+// dw (M, K) f32 or bf16 += dyᵀ·x.
 void matmul_bwd(const core::Tensor& dy, const core::Tensor& x, const core::Tensor& w,
-                core::Tensor& dx, core::Tensor& dw, cudaStream_t stream);
+                core::Tensor& dx, core::Tensor& dw, cudaStream_t stream,
+                bool accumulate_dx = false);
 
 }  // namespace hydraulis::cuda

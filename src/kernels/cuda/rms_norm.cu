@@ -56,12 +56,14 @@ __global__ void rms_norm_fwd_kernel(const bf16* x, const bf16* __restrict__ w, f
 template <bool kVec>
 __global__ void rms_norm_bwd_dx_kernel(const bf16* __restrict__ dy, const bf16* __restrict__ x,
                                        const bf16* __restrict__ w, const float* __restrict__ rstd,
-                                       bf16* __restrict__ dx, int T, int C) {
+                                       const bf16* __restrict__ residual, bf16* __restrict__ dx,
+                                       int T, int C) {
   int row = blockIdx.x * kRowsPerBlock + (threadIdx.x >> 5), lane = threadIdx.x & 31;
   if (row >= T) return;
   const bf16* dyr = dy + int64_t(row) * C;  // (C)
   const bf16* xr = x + int64_t(row) * C;    // (C)
   bf16* dxr = dx + int64_t(row) * C;        // (C)
+  const bf16* rr = residual != nullptr ? residual + int64_t(row) * C : nullptr;  // (C) or none
   float dot = 0.f;  // Σ_c w·dy·x
   if constexpr (kVec) {
     for (int c = lane * 8; c < C; c += 256) {
@@ -88,12 +90,19 @@ __global__ void rms_norm_bwd_dx_kernel(const bf16* __restrict__ dy, const bf16* 
       detail::load8(w + c, wv);
 #pragma unroll
       for (int i = 0; i < 8; ++i) o[i] = r * wv[i] * a[i] - b[i] * k;
+      if (rr != nullptr) {
+        float e[8];
+        detail::load8(rr + c, e);
+#pragma unroll
+        for (int i = 0; i < 8; ++i) o[i] += e[i];
+      }
       detail::store8(dxr + c, o);
     }
   } else {
     for (int c = lane; c < C; c += 32) {
       float o = r * __bfloat162float(w[c]) * __bfloat162float(dyr[c]) -
                 __bfloat162float(xr[c]) * k;
+      if (rr != nullptr) o += __bfloat162float(rr[c]);
       dxr[c] = __float2bfloat16_rn(o);
     }
   }
@@ -155,6 +164,12 @@ void rms_norm_fwd(const core::Tensor& x, const core::Tensor& weight, double eps,
 void rms_norm_bwd(const core::Tensor& dy, const core::Tensor& x, const core::Tensor& weight,
                   const core::Tensor& rstd, core::Tensor& dx, core::Tensor& dweight,
                   cudaStream_t stream) {
+  rms_norm_bwd_add(dy, x, weight, rstd, core::Tensor(), dx, dweight, stream);
+}
+
+void rms_norm_bwd_add(const core::Tensor& dy, const core::Tensor& x, const core::Tensor& weight,
+                      const core::Tensor& rstd, const core::Tensor& residual, core::Tensor& dx,
+                      core::Tensor& dweight, cudaStream_t stream) {
   using core::DType;
   HYD_CHECK(x.dim() == 2, "rms_norm_bwd: x must be (T, C), is {}", x.describe());
   int T = int(x.size(0)), C = int(x.size(1));
@@ -163,16 +178,20 @@ void rms_norm_bwd(const core::Tensor& dy, const core::Tensor& x, const core::Ten
   detail::check_tensor(weight, DType::kBF16, {C}, "rms_norm_bwd weight");
   detail::check_tensor(rstd, DType::kF32, {T}, "rms_norm_bwd rstd");
   detail::check_tensor(dx, DType::kBF16, x.shape(), "rms_norm_bwd dx");
+  const bool add = residual.defined();
+  if (add) detail::check_tensor(residual, DType::kBF16, x.shape(), "rms_norm_bwd_add residual");
   HYD_CHECK(dweight.defined() && (dweight.dtype() == DType::kF32 || dweight.dtype() == DType::kBF16),
             "rms_norm_bwd: dweight must be f32 or bf16, is {}", dweight.describe());
   detail::check_tensor(dweight, dweight.dtype(), {C}, "rms_norm_bwd dweight");
   if (T == 0) return;
   bool vec = C % 8 == 0 && detail::aligned16(x.raw_data()) && detail::aligned16(dy.raw_data()) &&
-             detail::aligned16(dx.raw_data()) && detail::aligned16(weight.raw_data());
+             detail::aligned16(dx.raw_data()) && detail::aligned16(weight.raw_data()) &&
+             (!add || detail::aligned16(residual.raw_data()));
   dim3 grid((T + kRowsPerBlock - 1) / kRowsPerBlock), block(32 * kRowsPerBlock);
   auto launch = [&](auto kernel) {
     kernel<<<grid, block, 0, stream>>>(detail::ptr<bf16>(dy), detail::ptr<bf16>(x),
                                        detail::ptr<bf16>(weight), detail::ptr<float>(rstd),
+                                       add ? detail::ptr<bf16>(residual) : nullptr,
                                        detail::ptr<bf16>(dx), T, C);
   };
   if (vec) launch(rms_norm_bwd_dx_kernel<true>); else launch(rms_norm_bwd_dx_kernel<false>);

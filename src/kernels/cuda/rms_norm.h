@@ -19,4 +19,10 @@ void rms_norm_bwd(const core::Tensor& dy, const core::Tensor& x, const core::Ten
                   const core::Tensor& rstd, core::Tensor& dx, core::Tensor& dweight,
                   cudaStream_t stream);
 
+// The same with dx = rms_norm_bwd's dx + residual (T, C) bf16 in the one pass (residual may
+// alias dy; dx must not alias residual): the residual gradient of a decoder layer.
+void rms_norm_bwd_add(const core::Tensor& dy, const core::Tensor& x, const core::Tensor& weight,
+                      const core::Tensor& rstd, const core::Tensor& residual, core::Tensor& dx,
+                      core::Tensor& dweight, cudaStream_t stream);
+
 }  // namespace hydraulis::cuda

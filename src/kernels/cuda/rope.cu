@@ -1,6 +1,6 @@
-// RoPE kernel: one thread per (token, head, pair i < D/2); the token's position comes from a
-// binary search of cu_seqlens, the angle p·inv_freq_i in fp32 with accurate sincosf (positions
-// reach 10^5, where the fast intrinsics drift). Twin: cpu/rope.cpp.
+// RoPE kernel: one thread per (token, pair i < D/2) over all heads; the token's position comes
+// from a binary search of cu_seqlens, the angle p·inv_freq_i in fp32 with accurate sincosf
+// (positions reach 10^5, where the fast intrinsics drift). Twin: cpu/rope.cpp.
 #include "kernels/cuda/rope.h"
 
 #include "kernels/cuda/common.cuh"
@@ -11,28 +11,31 @@ namespace {
 
 using detail::bf16;
 
-// positions == nullptr: p = t − start of t's sequence (binary search of cu); else p = positions[t].
+// One thread per (token, pair i < D/2), looping over the H heads: the position (binary search of
+// cu, or positions[t]), inv_freq and the accurate sincosf are computed once per (t, i) and
+// applied to every head; the lanes of a warp take consecutive pairs, so each head's row is read
+// and written coalesced. positions == nullptr: p = t − start of t's sequence; else positions[t].
 __global__ void rope_kernel(const bf16* x, const int32_t* __restrict__ cu, int num_seqs,
                             const int32_t* __restrict__ positions, float log2_theta, float sign,
                             bf16* y, int T, int H, int D) {
-  int half = D / 2;
-  int64_t n = int64_t(T) * H * half;
+  const int half = D / 2;
+  const int64_t n = int64_t(T) * half;
   for (int64_t idx = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; idx < n;
        idx += int64_t(gridDim.x) * blockDim.x) {
-    int i = int(idx % half);
-    int64_t th = idx / half;  // t·H + h
-    int t = int(th / H);
-    int p = positions != nullptr ? positions[t] : t - cu[detail::sequence_of(cu, num_seqs, t)];
+    const int i = int(idx % half);
+    const int t = int(idx / half);
+    const int p = positions != nullptr ? positions[t] : t - cu[detail::sequence_of(cu, num_seqs, t)];
     // inv_freq_i = 1 / theta^(2i/D) = 2^(−log2(theta)·2i/D), as HF in fp32.
-    float inv_freq = 1.f / exp2f(log2_theta * float(2 * i) / float(D));
+    const float inv_freq = 1.f / exp2f(log2_theta * float(2 * i) / float(D));
     float s, c;
     sincosf(float(p) * inv_freq, &s, &c);
     s *= sign;
-    const bf16* xr = x + th * D;  // (D)
-    bf16* yr = y + th * D;        // (D)
-    float x1 = __bfloat162float(xr[i]), x2 = __bfloat162float(xr[i + half]);
-    yr[i] = __float2bfloat16_rn(x1 * c - x2 * s);
-    yr[i + half] = __float2bfloat16_rn(x2 * c + x1 * s);
+    for (int h = 0; h < H; ++h) {
+      const int64_t row = (int64_t(t) * H + h) * D;
+      const float x1 = __bfloat162float(x[row + i]), x2 = __bfloat162float(x[row + i + half]);
+      y[row + i] = __float2bfloat16_rn(x1 * c - x2 * s);
+      y[row + i + half] = __float2bfloat16_rn(x2 * c + x1 * s);
+    }
   }
 }
 
@@ -59,8 +62,8 @@ void rope_run(const core::Tensor& in, const core::Tensor& cu_seqlens, const core
     cu = detail::ptr<int32_t>(cu_seqlens);
     num_seqs = int(cu_seqlens.numel() - 1);
   }
-  int64_t n = int64_t(T) * H * (D / 2);
-  if (n == 0) return;
+  int64_t n = int64_t(T) * (D / 2);
+  if (n == 0 || H == 0) return;
   rope_kernel<<<detail::blocks_for(n, 256, 132 * 32), 256, 0, stream>>>(
       detail::ptr<bf16>(in), cu, num_seqs, pos, float(std::log2(theta)), sign,
       detail::ptr<bf16>(out), T, H, D);
