@@ -202,6 +202,7 @@ int main(int argc, char** argv) {
   core::Json result = {{"git", git},
                        {"device", (*ops)->description()},
                        {"peak_flops", (*ops)->peak_flops()},
+                       {"attention", (*ops)->attention_impl()},
                        {"timing", "median wall time of a synchronised optimizer step"},
                        {"cases", cases}};
   auto status = core::write_file_atomic(out, result.dump(2) + "\n");

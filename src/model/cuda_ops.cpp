@@ -5,6 +5,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <string>
 #include <utility>
 #include <vector>
@@ -12,6 +13,9 @@
 #include "kernels/cuda/adamw.h"
 #include "kernels/cuda/add.h"
 #include "kernels/cuda/attention.h"
+#ifdef HYD_WITH_CUDNN
+#include "kernels/cuda/attention_cudnn.h"
+#endif
 #include "kernels/cuda/block_copy.h"
 #include "kernels/cuda/cross_entropy.h"
 #include "kernels/cuda/cuda_check.h"
@@ -86,12 +90,35 @@ class OpProfiler {
   bool on_ = false;
 };
 
+// HYD_ATTENTION: auto (default: cuDNN when it loads, else ours), cudnn (an error when it cannot
+// run), own. True for cuDNN.
+bool use_cudnn_attention() {
+  const char* env = std::getenv("HYD_ATTENTION");
+  const std::string choice = env != nullptr ? env : "auto";
+  HYD_CHECK(choice == "auto" || choice == "cudnn" || choice == "own",
+            "HYD_ATTENTION={} is not one of auto, cudnn, own", choice);
+  if (choice == "own") return false;
+#ifdef HYD_WITH_CUDNN
+  std::string why;
+  const bool ok = cuda::cudnn_attention_available(&why);
+  HYD_CHECK(ok || choice == "auto",
+            "HYD_ATTENTION=cudnn but cuDNN attention cannot run: {} (unset it or set own)", why);
+  return ok;
+#else
+  HYD_CHECK(choice == "auto",
+            "HYD_ATTENTION=cudnn but this build has no cuDNN (cudnn.h and libcudnn were not found "
+            "at configure time): unset it or set own");
+  return false;
+#endif
+}
+
 class CudaOps final : public Ops {
  public:
   CudaOps() : allocator_(cuda::install_allocator()) {
     HYD_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     description_ = cuda::device_description();
     peak_flops_ = bf16_peak_flops(description_);
+    cudnn_attention_ = use_cudnn_attention();
   }
   ~CudaOps() override {
     (void)cudaStreamSynchronize(stream_);
@@ -231,12 +258,20 @@ class CudaOps final : public Ops {
   void attention_fwd(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& cu,
                      Tensor& out, Tensor& lse) const override {
     Scope scope(*this, "attention_fwd");
+#ifdef HYD_WITH_CUDNN
+    if (cudnn_attention_) return cuda::cudnn_attention_fwd(q, k, v, cu, out, lse, stream_);
+#endif
     cuda::attention_fwd(q, k, v, cu, out, lse, stream_);
   }
   void attention_bwd(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
                      const Tensor& out, const Tensor& lse, const Tensor& cu, Tensor& dq, Tensor& dk,
                      Tensor& dv) const override {
     Scope scope(*this, "attention_bwd");
+#ifdef HYD_WITH_CUDNN
+    if (cudnn_attention_) {
+      return cuda::cudnn_attention_bwd(dout, q, k, v, out, lse, cu, dq, dk, dv, stream_);
+    }
+#endif
     cuda::attention_bwd(dout, q, k, v, out, lse, cu, dq, dk, dv, stream_);
   }
   void rope_positions_fwd(const Tensor& x, const Tensor& positions, double theta,
@@ -308,6 +343,7 @@ class CudaOps final : public Ops {
     cuda::grad_norm_sq(grads, out, stream_);
     return double(cuda::to_host(out, stream_).data<float>()[0]);
   }
+  std::string attention_impl() const override { return cudnn_attention_ ? "cudnn" : "own"; }
   void set_op_profiling(bool on) const override { profiler_.set(on); }
   std::vector<OpTime> take_op_profile() const override { return profiler_.take(stream_); }
 
@@ -317,6 +353,7 @@ class CudaOps final : public Ops {
   mutable OpProfiler profiler_;
   std::string description_;
   double peak_flops_ = 0;
+  bool cudnn_attention_ = false;
 };
 
 }  // namespace

@@ -146,6 +146,11 @@ class Ops {
   // Σ g² over every element of every tensor, in a fixed order.
   virtual double grad_norm_sq(std::span<const core::Tensor> grads) const = 0;
 
+  // Which attention kernels serve attention_fwd/bwd: "cpu", "own" (our flash kernels,
+  // deterministic) or "cudnn" (cuDNN's fused engine; dq accumulated with atomics, not bitwise
+  // repeatable). The CUDA backend takes HYD_ATTENTION=auto|cudnn|own (auto: cuDNN when it loads).
+  virtual std::string attention_impl() const { return "cpu"; }
+
   // Op-time profile (bench/train --op-profile): while on, every op's device time is recorded
   // (events around it on the stream); take_op_profile() waits for the stream, returns the sums
   // by op name in first-call order and clears them. Backends without it return nothing.

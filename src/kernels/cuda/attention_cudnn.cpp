@@ -509,10 +509,23 @@ struct Geometry {
 int bucket_batch(int B) { return int(std::bit_ceil(unsigned(B))); }
 int bucket_length(int max_len) { return std::max(64, int(std::bit_ceil(unsigned(std::max(1, max_len))))); }
 
+// The longest sequence of the last cu_seqlens read, kept with a reference to that tensor: while
+// it is held its memory cannot be reused, so the same pointer means the same offsets (cu_seqlens
+// are never written after upload), and a layer's forward and backward calls after the first read
+// nothing.
+struct LastLengths {
+  core::Tensor cu;
+  int max_len = 0;
+};
+
 Geometry geometry(const core::Tensor& cu, int T, cudaStream_t stream, const char* op) {
   const int B = int(cu.numel() - 1);
   int max_len = T;  // one sequence: no host read
-  if (B > 1) {
+  thread_local LastLengths& last = *new LastLengths;  // never destroyed (device memory at exit)
+  if (B > 1 && last.cu.defined() && last.cu.raw_data() == cu.raw_data() &&
+      last.cu.numel() == cu.numel()) {
+    max_len = last.max_len;
+  } else if (B > 1) {
     std::vector<int32_t> host(size_t(B) + 1);
     HYD_CUDA_CHECK(cudaMemcpyAsync(host.data(), cu.raw_data(), host.size() * sizeof(int32_t),
                                    cudaMemcpyDeviceToHost, stream));
@@ -525,6 +538,8 @@ Geometry geometry(const core::Tensor& cu, int T, cudaStream_t stream, const char
                 op, b, host[size_t(b)], host[size_t(b) + 1]);
       max_len = std::max(max_len, host[size_t(b) + 1] - host[size_t(b)]);
     }
+    last.cu = cu;
+    last.max_len = max_len;
   }
   return {B, bucket_batch(B), bucket_length(max_len)};
 }

@@ -23,7 +23,9 @@ bool cudnn_attention_available(std::string* why = nullptr);
 // out (T, H, D) bf16, lse (H, T) f32 (natural log). Head dims 64 and 128.
 // Plans are cached per (H, Hkv, D, B rounded up to a power of two, longest sequence rounded up to
 // a power of two >= 64); padded sequences have length 0. With B > 1 the longest sequence is read
-// on the host: one (B + 1)-int copy that synchronises `stream` (B == 1 needs none).
+// on the host: one (B + 1)-int copy that synchronises `stream` (B == 1 needs none), made once
+// per cu_seqlens tensor (the last one read is remembered, so the other calls of a step with the
+// same offsets make none).
 void cudnn_attention_fwd(const core::Tensor& q, const core::Tensor& k, const core::Tensor& v,
                          const core::Tensor& cu_seqlens, core::Tensor& out, core::Tensor& lse,
                          cudaStream_t stream);
