@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Training throughput: our CUDA trainer step (train_bench), then PyTorch on the same model,
-# micro-batch lengths and GPU in four variants (eager / torch.compile × per-sequence SDPA loop /
+# micro-batch lengths and GPU in five variants (eager / torch.compile × per-sequence SDPA loop /
 # varlen flash attention, torch_train.py), merged into one JSON with ratios to PyTorch's best.
 # Usage: bench/train/run.sh BIN_DIR OUT_DIR [torch_train.py options, e.g. --variants eager_varlen]
 # (BIN_DIR holds train_bench; the device copy has no .git: pass HYD_GIT). README.md beside this.

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """PyTorch competitors of bench/train/train_bench: the same LLaMA model, micro-batch lengths and
-optimizer step on the same GPU, in four variants, then one merged JSON with ratios ours / PyTorch.
+optimizer step on the same GPU, in five variants, then one merged JSON with ratios ours / PyTorch.
 
 Common setup (as issue 5 asks): fp32 master weights, torch.autocast(bfloat16), F.rms_norm,
 rotate-half RoPE, cross-entropy over fp32-upcast logits, fused AdamW, clip_grad_norm_(1.0).
@@ -15,6 +15,8 @@ Variants (attention x execution):
                       graph serves all layers, cases and both attention variants); attention runs
                       between the compiled regions as in the eager variants (inductor would call
                       the same flash kernels as extern kernels)
+  compile_cudnn_loop  as compile_sdpa_loop with SDPA's cuDNN backend forced (sdpa_kernel(
+                      SDPBackend.CUDNN_ATTENTION)): the fused cuDNN engine our default calls
 "torch best" = the variant with the shortest step per case. Every variant starts from the same
 parameters; their first-step losses must agree (validation) and be ≈ ln V + σ²/2. Timing: median
 of CUDA-event-timed optimizer steps after warm-up; FLOPs are ours (docs/training.md). Usage:
@@ -30,7 +32,8 @@ import time
 import torch
 import torch.nn.functional as F
 
-VARIANTS = ("eager_sdpa_loop", "eager_varlen", "compile_sdpa_loop", "compile_varlen")
+VARIANTS = ("eager_sdpa_loop", "eager_varlen", "compile_sdpa_loop", "compile_varlen",
+            "compile_cudnn_loop")
 
 
 # ---------------------------------------------------------------- attention implementations
@@ -42,6 +45,13 @@ def attention_sdpa_loop(q, k, v, batch):
             q[s:e].transpose(0, 1)[None], k[s:e].transpose(0, 1)[None],
             v[s:e].transpose(0, 1)[None], is_causal=True, enable_gqa=True)[0].transpose(0, 1))
     return torch.cat(outs)
+
+
+def attention_cudnn_loop(q, k, v, batch):
+    """The SDPA loop with PyTorch's cuDNN attention backend forced (the engine ours calls)."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    with sdpa_kernel(SDPBackend.CUDNN_ATTENTION):
+        return attention_sdpa_loop(q, k, v, batch)
 
 
 def make_varlen_attention():
@@ -317,7 +327,7 @@ def main():
         varlen_desc = earlier["torch_varlen_attention"]
         by_case = {(r["model"], r["layout"]): r["torch"] for r in earlier["cases"]}
     else:
-        attentions = {"sdpa_loop": attention_sdpa_loop}
+        attentions = {"sdpa_loop": attention_sdpa_loop, "cudnn_loop": attention_cudnn_loop}
         try:
             attentions["varlen"], varlen_desc = make_varlen_attention()
         except RuntimeError as e:

@@ -69,7 +69,7 @@ model::LlamaConfig bench_config(const std::string& name) {
 
 core::Json run_case(const std::shared_ptr<const model::Ops>& ops, const std::string& model_name,
                     const std::string& layout, int64_t tokens, int warmup, int steps,
-                    bool op_profile) {
+                    bool op_profile, model::Recompute recompute) {
   model::LlamaConfig config = bench_config(model_name);
   config.max_seq_len = std::max<int64_t>(config.max_seq_len, tokens);
   const std::vector<int64_t> lengths = layout_lengths(layout, tokens);
@@ -91,6 +91,7 @@ core::Json run_case(const std::shared_ptr<const model::Ops>& ops, const std::str
   }();
   model::ModelOptions options;
   options.logits_chunk_tokens = 4096;
+  options.recompute = recompute;
   model::LlamaModel llama(config, params, options);
   optim::AdamW adamw(params, {});
   ops->reset_peak_memory();
@@ -180,6 +181,7 @@ int main(int argc, char** argv) {
   int64_t tokens = 16384;
   int warmup = 2, steps = 5;
   bool op_profile = false;
+  std::string recompute_name = "none";
   app.add_option("--out", out, "JSON output")->required();
   app.add_option("--git", git, "git hash to record");
   app.add_option("--models", models, "1b, 7b-4l, ...");
@@ -189,7 +191,13 @@ int main(int argc, char** argv) {
   app.add_option("--steps", steps, "timed steps (median reported)");
   app.add_flag("--op-profile", op_profile,
                "after the timed steps, one more with every op's device time (JSON op_profile)");
+  app.add_option("--recompute", recompute_name, "activation recomputation: none, selective, full");
   CLI11_PARSE(app, argc, argv);
+  auto recompute = model::recompute_from_string(recompute_name);
+  if (!recompute.is_ok()) {
+    std::fprintf(stderr, "error: %s\n", recompute.status().to_string().c_str());
+    return 1;
+  }
   auto ops = model::make_ops(core::Device::kCuda);
   if (!ops.is_ok()) {
     std::fprintf(stderr, "error: %s\n", ops.status().to_string().c_str());
@@ -197,12 +205,13 @@ int main(int argc, char** argv) {
   }
   core::Json cases = core::Json::array();
   for (const auto& m : models) {
-    for (const auto& l : layouts) cases.push_back(run_case(*ops, m, l, tokens, warmup, steps, op_profile));
+    for (const auto& l : layouts) cases.push_back(run_case(*ops, m, l, tokens, warmup, steps, op_profile, *recompute));
   }
   core::Json result = {{"git", git},
                        {"device", (*ops)->description()},
                        {"peak_flops", (*ops)->peak_flops()},
                        {"attention", (*ops)->attention_impl()},
+                       {"recompute", recompute_name},
                        {"timing", "median wall time of a synchronised optimizer step"},
                        {"cases", cases}};
   auto status = core::write_file_atomic(out, result.dump(2) + "\n");
