@@ -602,6 +602,31 @@ void* at(core::Tensor& workspace, size_t offset) {
   return static_cast<char*>(workspace.raw_data()) + offset;
 }
 
+// The per-step sequence lengths and ragged offsets of both directions: slots reserved in the
+// workspace layout, then filled from cu_seqlens once the workspace exists.
+struct Offsets {
+  size_t seq_slot = 0, q_slot = 0, kv_slot = 0;
+  int32_t *seq = nullptr, *q_off = nullptr, *kv_off = nullptr;
+
+  Offsets(WorkspaceLayout& layout, int Bb)
+      : seq_slot(layout.add(size_t(Bb) * sizeof(int32_t))),
+        q_slot(layout.add((size_t(Bb) + 1) * sizeof(int32_t))),
+        kv_slot(layout.add((size_t(Bb) + 1) * sizeof(int32_t))) {}
+
+  void fill(core::Tensor& workspace, const int32_t* cu, const Geometry& geo, int H, int Hkv, int D,
+            cudaStream_t stream) {
+    seq = static_cast<int32_t*>(at(workspace, seq_slot));
+    q_off = static_cast<int32_t*>(at(workspace, q_slot));
+    kv_off = static_cast<int32_t*>(at(workspace, kv_slot));
+    detail::cudnn_attention_offsets(cu, geo.B, geo.Bb, int64_t(H) * D, int64_t(Hkv) * D, seq,
+                                    q_off, kv_off, stream);
+  }
+};
+
+core::Tensor make_workspace(const WorkspaceLayout& layout) {
+  return core::Tensor::empty({int64_t(layout.size())}, core::DType::kU8, core::Device::kCuda);
+}
+
 }  // namespace
 
 bool cudnn_attention_available(std::string* why) {
@@ -647,18 +672,12 @@ void cudnn_attention_fwd(const core::Tensor& q, const core::Tensor& k, const cor
   WorkspaceLayout layout;
   const size_t ws_cudnn = layout.add(size_t(plan->workspace_bytes));
   const size_t ws_stats = layout.add(size_t(geo.Bb) * H * geo.Sb * sizeof(float));
-  const size_t ws_seq = layout.add(size_t(geo.Bb) * sizeof(int32_t));
-  const size_t ws_q_off = layout.add((size_t(geo.Bb) + 1) * sizeof(int32_t));
-  const size_t ws_kv_off = layout.add((size_t(geo.Bb) + 1) * sizeof(int32_t));
-  core::Tensor workspace =
-      core::Tensor::empty({int64_t(layout.size())}, core::DType::kU8, core::Device::kCuda);
-  auto* seq = static_cast<int32_t*>(at(workspace, ws_seq));
-  auto* q_off = static_cast<int32_t*>(at(workspace, ws_q_off));
-  auto* kv_off = static_cast<int32_t*>(at(workspace, ws_kv_off));
+  Offsets offsets(layout, geo.Bb);
+  core::Tensor workspace = make_workspace(layout);
   auto* stats = static_cast<float*>(at(workspace, ws_stats));
   const auto* cu = static_cast<const int32_t*>(cu_seqlens.raw_data());
-  detail::cudnn_attention_offsets(cu, geo.B, geo.Bb, int64_t(H) * D, int64_t(Hkv) * D, seq,
-                                  q_off, kv_off, stream);
+  offsets.fill(workspace, cu, geo, H, Hkv, D, stream);
+  int32_t *seq = offsets.seq, *q_off = offsets.q_off, *kv_off = offsets.kv_off;
   float scale = float(1.0 / std::sqrt(double(D)));
   float neg_inf = -std::numeric_limits<float>::infinity();
   execute(*plan, handle, {kQ, kK, kV, kO, kStats, kSeqQ, kSeqKV, kQOff, kKVOff, kScale, kNegInf},
@@ -694,18 +713,12 @@ void cudnn_attention_bwd(const core::Tensor& dout, const core::Tensor& q, const 
   const size_t ws_dq_accum = layout.add(full_bytes);
   const size_t ws_dk_full = H != Hkv ? layout.add(full_bytes) : 0;
   const size_t ws_dv_full = H != Hkv ? layout.add(full_bytes) : 0;
-  const size_t ws_seq = layout.add(size_t(geo.Bb) * sizeof(int32_t));
-  const size_t ws_q_off = layout.add((size_t(geo.Bb) + 1) * sizeof(int32_t));
-  const size_t ws_kv_off = layout.add((size_t(geo.Bb) + 1) * sizeof(int32_t));
-  core::Tensor workspace =
-      core::Tensor::empty({int64_t(layout.size())}, core::DType::kU8, core::Device::kCuda);
-  auto* seq = static_cast<int32_t*>(at(workspace, ws_seq));
-  auto* q_off = static_cast<int32_t*>(at(workspace, ws_q_off));
-  auto* kv_off = static_cast<int32_t*>(at(workspace, ws_kv_off));
+  Offsets offsets(layout, geo.Bb);
+  core::Tensor workspace = make_workspace(layout);
   auto* stats = static_cast<float*>(at(workspace, ws_stats));
   const auto* cu = static_cast<const int32_t*>(cu_seqlens.raw_data());
-  detail::cudnn_attention_offsets(cu, geo.B, geo.Bb, int64_t(H) * D, int64_t(Hkv) * D, seq,
-                                  q_off, kv_off, stream);
+  offsets.fill(workspace, cu, geo, H, Hkv, D, stream);
+  int32_t *seq = offsets.seq, *q_off = offsets.q_off, *kv_off = offsets.kv_off;
   detail::cudnn_lse_to_stats(static_cast<const float*>(lse.raw_data()), cu, geo.B, geo.Bb, H,
                              geo.Sb, T, stats, stream);
   float scale = float(1.0 / std::sqrt(double(D)));
