@@ -1,6 +1,7 @@
 // Token embedding on the device: out[t] = table[ids[t]] (bf16), backward scatter-adds dout rows
-// into an fp32 table gradient with atomics (order of repeated ids is not fixed: sums agree to
-// fp32 rounding, not bitwise). Twin of cpu::embedding_*. Tests: tests/kernels_cuda/elementwise_test.cpp.
+// into an fp32 table gradient deterministically (the rows of one id summed in position order,
+// then added once: the same bits every run; the rounding differs from the CPU twin's row-by-row
+// adds). Twin of cpu::embedding_*. Tests: tests/kernels_cuda/elementwise_test.cpp.
 #pragma once
 
 #include <cuda_runtime.h>
