@@ -239,7 +239,7 @@ class CudaOps final : public Ops {
   void matmul_bwd_accumulate(const Tensor& dy, const Tensor& x, const Tensor& w, Tensor& dx,
                              Tensor& dw) const override {
     Scope scope(*this, "matmul_bwd_accumulate", &x, &w);
-    cuda::matmul_bwd(dy, x, w, dx, dw, stream_, /*accumulate_dx=*/true);
+    cuda::matmul_bwd(dy, x, w, dx, dw, stream_, cuda::InputGrad::kAccumulate);
   }
   void rms_norm_bwd_add(const Tensor& dy, const Tensor& x, const Tensor& weight,
                         const Tensor& rstd, const Tensor& residual, Tensor& dx,

@@ -59,7 +59,7 @@ TEST_P(MatmulTest, ForwardAndBackwardMatchCpu) {
   }
   Tensor dx_acc = to_device_as(dx_init, DType::kBF16, stream_);
   Tensor dw_acc = to_device_as(dw_init, DType::kF32, stream_);
-  matmul_bwd(dyd, xd, wd, dx_acc, dw_acc, stream_, /*accumulate_dx=*/true);
+  matmul_bwd(dyd, xd, wd, dx_acc, dw_acc, stream_, InputGrad::kAccumulate);
   expect_close(to_host_f32(dx_acc, stream_), dx_acc_ref, kBf16Eps, "dx accumulated");
   expect_close(to_host(dw_acc, stream_), dw_ref, 1e-5, "dw (dx accumulated)");
 

@@ -125,7 +125,8 @@ void matmul_fwd_add(const core::Tensor& x, const core::Tensor& w, const core::Te
 }
 
 void matmul_bwd(const core::Tensor& dy, const core::Tensor& x, const core::Tensor& w,
-                core::Tensor& dx, core::Tensor& dw, cudaStream_t stream, bool accumulate_dx) {
+                core::Tensor& dx, core::Tensor& dw, cudaStream_t stream, InputGrad input_grad) {
+  const bool accumulate_dx = input_grad == InputGrad::kAccumulate;
   HYD_CHECK(x.dim() == 2 && w.dim() == 2 && x.size(1) == w.size(1),
             "matmul_bwd: x (N, K) and w (M, K) expected, got {} and {}", x.describe(), w.describe());
   int64_t N = x.size(0), K = x.size(1), M = w.size(0);

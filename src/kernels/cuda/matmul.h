@@ -18,10 +18,13 @@ void matmul_fwd(const core::Tensor& x, const core::Tensor& w, core::Tensor& y, c
 void matmul_fwd_add(const core::Tensor& x, const core::Tensor& w, const core::Tensor& residual,
                     core::Tensor& y, cudaStream_t stream);
 
-// dx (N, K) bf16 = dy·W, or += with accumulate_dx (skipped when dx is undefined);
+// What matmul_bwd does with dx: overwrite it, or add to it (the GEMM's beta = 1).
+enum class InputGrad { kWrite, kAccumulate };
+
+// dx (N, K) bf16 = dy·W, or += with InputGrad::kAccumulate (skipped when dx is undefined);
 // dw (M, K) f32 or bf16 += dyᵀ·x.
 void matmul_bwd(const core::Tensor& dy, const core::Tensor& x, const core::Tensor& w,
                 core::Tensor& dx, core::Tensor& dw, cudaStream_t stream,
-                bool accumulate_dx = false);
+                InputGrad input_grad = InputGrad::kWrite);
 
 }  // namespace hydraulis::cuda
