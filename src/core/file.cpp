@@ -25,6 +25,22 @@ std::string parent_directory(const std::string& path) {
 
 }  // namespace
 
+Status fsync_directory(const std::string& directory) {
+  const int fd = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) {
+    return io_error("{}: cannot open the directory to fsync it: {}", directory, errno_text());
+  }
+  const bool ok = ::fsync(fd) == 0;
+  const std::string why = ok ? "" : errno_text();
+  ::close(fd);
+  if (!ok) return io_error("{}: fsync of the directory failed: {}", directory, why);
+  return Status::ok();
+}
+
+Status fsync_parent_directory(const std::string& path) {
+  return fsync_directory(parent_directory(path));
+}
+
 StatusOr<std::string> read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
@@ -127,11 +143,7 @@ Status AtomicFile::commit() {
     return io_error("{}: rename from temp file failed: {}", path_, why_rename);
   }
   temp_path_.clear();
-  int dir_fd = ::open(parent_directory(path_).c_str(), O_RDONLY | O_DIRECTORY);
-  if (dir_fd >= 0) {
-    ::fsync(dir_fd);
-    ::close(dir_fd);
-  }
+  (void)fsync_parent_directory(path_);  // best effort: the file is already in place
   return Status::ok();
 }
 

@@ -18,6 +18,10 @@ bool file_exists(const std::string& path);
 StatusOr<uint64_t> file_size(const std::string& path);
 // Creates the directory and its parents (mkdir -p).
 Status make_directories(const std::string& path);
+// fsync of a directory: makes the creations, renames and unlinks in it durable.
+Status fsync_directory(const std::string& directory);
+// The same for the directory holding `path` ("." when it has none).
+Status fsync_parent_directory(const std::string& path);
 
 class AtomicFile {
  public:

@@ -8,6 +8,7 @@
 #include <bit>
 #include <cstring>
 
+#include "core/bytes.h"
 #include "core/check.h"
 #include "core/crc32c.h"
 
@@ -22,17 +23,8 @@ constexpr uint64_t kSumTrailerBytes = 4;  // the CRC32C of everything before it
 constexpr uint32_t kMinChunkBytes = 1u << 10;
 constexpr uint32_t kMaxChunkBytes = 1u << 30;
 
-template <typename T>
-void append_pod(std::string& out, T value) {
-  out.append(reinterpret_cast<const char*>(&value), sizeof(T));
-}
-
-template <typename T>
-T load_pod(const uint8_t* at) {
-  T value;
-  std::memcpy(&value, at, sizeof(T));
-  return value;
-}
+using core::append_pod;
+using core::load_pod;
 
 uint64_t chunk_count(uint64_t bytes, uint64_t chunk) {
   return bytes / chunk + (bytes % chunk != 0);  // no overflow near 2^64
@@ -123,10 +115,7 @@ StatusOr<SumCheck> check_dataset_sum(const std::string& prefix, std::span<const 
       "the dataset, or delete {} to open the pair without checksums",
       prefix, path);
   const uint8_t* p = sum.data();
-  std::string magic_hex;
-  for (size_t i = 0; i < sizeof(kSumMagic) && i < sum.size(); ++i) {
-    magic_hex += fmt::format("{}{:02x}", i ? " " : "", p[i]);
-  }
+  const std::string magic_hex = core::hex_bytes(p, std::min(sizeof(kSumMagic), sum.size()));
   if (sum.size() < kSumHeaderBytes + kSumTrailerBytes) {
     return core::data_loss("{}: size: expected at least {} bytes, found {} (truncated); {}", path,
                            kSumHeaderBytes + kSumTrailerBytes, sum.size(), fix);

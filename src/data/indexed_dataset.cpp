@@ -17,6 +17,7 @@
 #include <filesystem>
 #include <limits>
 
+#include "core/bytes.h"
 #include "core/check.h"
 #include "core/log.h"
 
@@ -29,24 +30,9 @@ namespace {
 
 using core::Status;
 using core::StatusOr;
-
-template <typename T>
-void append_pod(std::string& out, T value) {
-  out.append(reinterpret_cast<const char*>(&value), sizeof(T));
-}
-
-template <typename T>
-T load_pod(const uint8_t* at) {
-  T value;
-  std::memcpy(&value, at, sizeof(T));  // .idx arrays start at offset 34: not aligned
-  return value;
-}
-
-std::string hex_bytes(const uint8_t* data, size_t n) {
-  std::string out;
-  for (size_t i = 0; i < n; ++i) out += fmt::format("{}{:02x}", i ? " " : "", data[i]);
-  return out;
-}
+using core::append_pod;
+using core::hex_bytes;
+using core::load_pod;
 
 // A read-only mapping of a whole file (an empty file maps to nothing).
 class MappedFile {
@@ -123,24 +109,6 @@ void remove_stale_temp_files(const std::string& prefix) {
       }
     }
   }
-}
-
-// Makes the unlinks before it durable before any rename after it (rename order alone is not
-// guaranteed to survive a power loss).
-Status fsync_directory_of(const std::string& path) {
-  const std::filesystem::path parent = std::filesystem::path(path).parent_path();
-  const std::string directory = parent.empty() ? "." : parent.string();
-  const int fd = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) {
-    return core::io_error("{}: cannot open directory: {}", directory, std::strerror(errno));
-  }
-  const int rc = ::fsync(fd);
-  const int err = errno;
-  ::close(fd);
-  if (rc != 0) {
-    return core::io_error("{}: fsync of the directory failed: {}", directory, std::strerror(err));
-  }
-  return Status::ok();
 }
 
 Status remove_if_present(const std::string& path, const char* what) {
@@ -287,7 +255,9 @@ Status IndexedDatasetWriter::finish() {
   // ever describes files other than the pair beside it.
   HYD_RETURN_IF_ERROR(remove_if_present(sum_path(w.prefix), "checksum file"));
   HYD_RETURN_IF_ERROR(remove_if_present(idx_path(w.prefix), "index"));
-  HYD_RETURN_IF_ERROR(fsync_directory_of(w.prefix));
+  // The unlinks become durable before any rename (rename order alone may not survive a power
+  // loss).
+  HYD_RETURN_IF_ERROR(core::fsync_parent_directory(w.prefix));
   HYD_RETURN_IF_ERROR(w.bin.commit());
   Status committed = idx.commit();
   if (!committed.is_ok()) {

@@ -15,6 +15,7 @@
 #include <limits>
 
 #include "core/crc32c.h"
+#include "core/file.h"
 #include "core/json.h"
 #include "core/log.h"
 #include "model/parameters.h"
@@ -51,16 +52,6 @@ uint64_t align_up(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
 
 std::string join_path(const std::string& dir, const std::string& name) {
   return dir.empty() || dir.back() == '/' ? dir + name : dir + "/" + name;
-}
-
-core::Status fsync_directory(const std::string& dir) {
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
-  if (fd < 0) return core::io_error("{}: cannot open the directory to fsync it: {}", dir, errno_text());
-  const bool ok = ::fsync(fd) == 0;
-  const std::string why = ok ? "" : errno_text();
-  ::close(fd);
-  if (!ok) return core::io_error("{}: fsync of the directory failed: {}", dir, why);
-  return core::Status::ok();
 }
 
 // A step directory's step from its name ("step-00000042" -> 42); -1 for any other name.
@@ -668,7 +659,7 @@ core::StatusOr<std::string> PendingCheckpoint::commit(int keep) {
   } else {
     done_ = true;
   }
-  HYD_RETURN_IF_ERROR(fsync_directory(dir_));
+  HYD_RETURN_IF_ERROR(core::fsync_directory(dir_));
   if (!done_) {
     done_ = true;
     remove_tree(temp_dir_);  // now the previous checkpoint of this step
