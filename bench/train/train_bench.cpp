@@ -69,7 +69,7 @@ model::LlamaConfig bench_config(const std::string& name) {
 
 core::Json run_case(const std::shared_ptr<const model::Ops>& ops, const std::string& model_name,
                     const std::string& layout, int64_t tokens, int warmup, int steps,
-                    bool op_profile, model::Recompute recompute) {
+                    bool op_profile, model::Recompute recompute, int64_t logits_chunk) {
   model::LlamaConfig config = bench_config(model_name);
   config.max_seq_len = std::max<int64_t>(config.max_seq_len, tokens);
   const std::vector<int64_t> lengths = layout_lengths(layout, tokens);
@@ -90,11 +90,11 @@ core::Json run_case(const std::shared_ptr<const model::Ops>& ops, const std::str
     return host.copy_to(ops);
   }();
   model::ModelOptions options;
-  options.logits_chunk_tokens = 4096;
+  options.logits_chunk_tokens = logits_chunk;
   options.recompute = recompute;
   model::LlamaModel llama(config, params, options);
   optim::AdamW adamw(params, {});
-  ops->reset_peak_memory();
+  ops->reset_peak_memory();  // the previous case's blocks were released at its end (main)
 
   auto step = [&]() {
     params.zero_grads();
@@ -136,7 +136,8 @@ core::Json run_case(const std::shared_ptr<const model::Ops>& ops, const std::str
       {"model_tflops_per_s", flops / (median_ms / 1e3) / 1e12},
       {"mfu", ops->peak_flops() > 0 ? flops / (median_ms / 1e3) / ops->peak_flops() : 0},
       {"peak_memory_bytes", ops->peak_memory()},
-      {"first_loss", first_loss}};
+      {"first_loss", first_loss},
+      {"logits_chunk_tokens", logits_chunk}};
   if (op_profile) {  // one more step with every op timed on the stream
     ops->set_op_profiling(true);
     auto t0 = std::chrono::steady_clock::now();
@@ -182,6 +183,7 @@ int main(int argc, char** argv) {
   int warmup = 2, steps = 5;
   bool op_profile = false;
   std::string recompute_name = "none";
+  int64_t logits_chunk = 4096;
   app.add_option("--out", out, "JSON output")->required();
   app.add_option("--git", git, "git hash to record");
   app.add_option("--models", models, "1b, 7b-4l, ...");
@@ -192,6 +194,8 @@ int main(int argc, char** argv) {
   app.add_flag("--op-profile", op_profile,
                "after the timed steps, one more with every op's device time (JSON op_profile)");
   app.add_option("--recompute", recompute_name, "activation recomputation: none, selective, full");
+  app.add_option("--logits-chunk", logits_chunk, "positions per LM-head + loss chunk")
+      ->check(CLI::PositiveNumber);
   CLI11_PARSE(app, argc, argv);
   auto recompute = model::recompute_from_string(recompute_name);
   if (!recompute.is_ok()) {
@@ -205,7 +209,13 @@ int main(int argc, char** argv) {
   }
   core::Json cases = core::Json::array();
   for (const auto& m : models) {
-    for (const auto& l : layouts) cases.push_back(run_case(*ops, m, l, tokens, warmup, steps, op_profile, *recompute));
+    for (const auto& l : layouts) {
+      cases.push_back(
+          run_case(*ops, m, l, tokens, warmup, steps, op_profile, *recompute, logits_chunk));
+      // Each case starts from an empty cache, as in its own process: cached blocks cut for the
+      // previous model's shapes would otherwise serve (and count as) this one's requests.
+      (*ops)->release_cached_memory();
+    }
   }
   core::Json result = {{"git", git},
                        {"device", (*ops)->description()},

@@ -127,6 +127,14 @@ class CpuOps final : public Ops {
                      Tensor& dv) const override {
     cpu::attention_bwd(dout, q, k, v, out, lse, cu, dq, dk, dv);
   }
+  void qkv_split_rope(const Tensor& qkv, const Tensor& cu, const Tensor& positions, double theta,
+                      Tensor& q, Tensor& k, Tensor& v) const override {
+    cpu::qkv_split_rope(qkv, cu, positions, theta, q, k, v);
+  }
+  void qkv_merge_rope_bwd(const Tensor& dq, const Tensor& dk, const Tensor& dv, const Tensor& cu,
+                          const Tensor& positions, double theta, Tensor& dqkv) const override {
+    cpu::qkv_merge_rope_bwd(dq, dk, dv, cu, positions, theta, dqkv);
+  }
   void rope_positions_fwd(const Tensor& x, const Tensor& positions, double theta,
                           Tensor& y) const override {
     cpu::rope_positions_fwd(x, positions, theta, y);

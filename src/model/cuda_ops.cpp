@@ -174,6 +174,10 @@ class CudaOps final : public Ops {
   }
   int64_t peak_memory() const override { return int64_t(allocator_.peak_bytes_in_use()); }
   void reset_peak_memory() const override { allocator_.reset_peak(); }
+  void release_cached_memory() const override {
+    HYD_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    allocator_.release_cached();
+  }
   double peak_flops() const override { return peak_flops_; }
 
   Tensor empty(const core::Shape& shape, DType dtype) const override {
@@ -254,6 +258,16 @@ class CudaOps final : public Ops {
   void rope_bwd(const Tensor& dy, const Tensor& cu, double theta, Tensor& dx) const override {
     Scope scope(*this, "rope_bwd");
     cuda::rope_bwd(dy, cu, theta, dx, stream_);
+  }
+  void qkv_split_rope(const Tensor& qkv, const Tensor& cu, const Tensor& positions, double theta,
+                      Tensor& q, Tensor& k, Tensor& v) const override {
+    Scope scope(*this, "qkv_split_rope");
+    cuda::qkv_split_rope(qkv, cu, positions, theta, q, k, v, stream_);
+  }
+  void qkv_merge_rope_bwd(const Tensor& dq, const Tensor& dk, const Tensor& dv, const Tensor& cu,
+                          const Tensor& positions, double theta, Tensor& dqkv) const override {
+    Scope scope(*this, "qkv_merge_rope_bwd");
+    cuda::qkv_merge_rope_bwd(dq, dk, dv, cu, positions, theta, dqkv, stream_);
   }
   void attention_fwd(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& cu,
                      Tensor& out, Tensor& lse) const override {

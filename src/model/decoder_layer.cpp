@@ -119,17 +119,22 @@ void layer_fwd(const LlamaConfig& c, ParameterStore& params, int64_t layer, cons
   a.rstd1 = ops.empty({T}, st);   // (T)
   ops.rms_norm_fwd(x, params.at(ids.input_norm).weight(), c.norm_eps, a.xn1, a.rstd1);
 
-  a.q = ops.empty({T, H * D}, dt);    // (T, H·D)
-  a.k = ops.empty({T, Hkv * D}, dt);  // (T, Hkv·D)
-  a.v = ops.empty({T, Hkv * D}, dt);  // (T, Hkv·D)
-  ops.matmul_fwd(a.xn1, params.at(ids.q_proj).weight(), a.q);
-  ops.matmul_fwd(a.xn1, params.at(ids.k_proj).weight(), a.k);
-  ops.matmul_fwd(a.xn1, params.at(ids.v_proj).weight(), a.v);
-  a.q = a.q.reshape({T, H, D});    // (T, H, D)
-  a.k = a.k.reshape({T, Hkv, D});  // (T, Hkv, D)
-  a.v = a.v.reshape({T, Hkv, D});  // (T, Hkv, D)
-  rope_forward(ops, batch, c.rope_theta, a.q);
-  rope_forward(ops, batch, c.rope_theta, a.k);
+  a.q = ops.empty({T, H, D}, dt);    // (T, H, D)
+  a.k = ops.empty({T, Hkv, D}, dt);  // (T, Hkv, D)
+  a.v = ops.empty({T, Hkv, D}, dt);  // (T, Hkv, D)
+  Tensor w_qkv, dw_qkv;  // (H·D + 2·Hkv·D, C) where the store lays q/k/v out fused
+  if (params.fused_qkv(layer, w_qkv, dw_qkv)) {
+    Tensor qkv = ops.empty({T, w_qkv.size(0)}, dt);  // (T, (H + 2·Hkv)·D)
+    ops.matmul_fwd(a.xn1, w_qkv, qkv);
+    ops.qkv_split_rope(qkv, batch.cu_seqlens, batch.positions, c.rope_theta, a.q, a.k, a.v);
+  } else {
+    Tensor q = a.q.reshape({T, H * D}), k = a.k.reshape({T, Hkv * D}), v = a.v.reshape({T, Hkv * D});
+    ops.matmul_fwd(a.xn1, params.at(ids.q_proj).weight(), q);
+    ops.matmul_fwd(a.xn1, params.at(ids.k_proj).weight(), k);
+    ops.matmul_fwd(a.xn1, params.at(ids.v_proj).weight(), v);
+    rope_forward(ops, batch, c.rope_theta, a.q);
+    rope_forward(ops, batch, c.rope_theta, a.k);
+  }
 
   a.attn = ops.empty({T, H, D}, dt);  // (T, H, D)
   a.lse = ops.empty({H, T}, st);      // (H, T)
@@ -231,16 +236,24 @@ void layer_bwd(const LlamaConfig& c, ParameterStore& params, int64_t layer, Laye
                       dk, dv);
   }
   dattn = Tensor();
-  rope_backward(ops, batch, c.rope_theta, dq);
-  rope_backward(ops, batch, c.rope_theta, dk);
 
   Tensor dxn1 = ops.empty({T, C}, dt);  // (T, C) = dq·Wq + dk·Wk + dv·Wv
-  ops.matmul_bwd(dq.reshape({T, H * D}), a.xn1, P.at(ids.q_proj).weight(), dxn1,
-                 P.at(ids.q_proj).grad);
-  ops.matmul_bwd_accumulate(dk.reshape({T, Hkv * D}), a.xn1, P.at(ids.k_proj).weight(), dxn1,
-                            P.at(ids.k_proj).grad);
-  ops.matmul_bwd_accumulate(dv.reshape({T, Hkv * D}), a.xn1, P.at(ids.v_proj).weight(), dxn1,
-                            P.at(ids.v_proj).grad);
+  Tensor w_qkv, dw_qkv;                 // (H·D + 2·Hkv·D, C)
+  if (P.fused_qkv(layer, w_qkv, dw_qkv)) {
+    Tensor dqkv = ops.empty({T, w_qkv.size(0)}, dt);  // (T, (H + 2·Hkv)·D)
+    ops.qkv_merge_rope_bwd(dq, dk, dv, batch.cu_seqlens, batch.positions, c.rope_theta, dqkv);
+    dq = dk = dv = Tensor();
+    ops.matmul_bwd(dqkv, a.xn1, w_qkv, dxn1, dw_qkv);
+  } else {
+    rope_backward(ops, batch, c.rope_theta, dq);
+    rope_backward(ops, batch, c.rope_theta, dk);
+    ops.matmul_bwd(dq.reshape({T, H * D}), a.xn1, P.at(ids.q_proj).weight(), dxn1,
+                   P.at(ids.q_proj).grad);
+    ops.matmul_bwd_accumulate(dk.reshape({T, Hkv * D}), a.xn1, P.at(ids.k_proj).weight(), dxn1,
+                              P.at(ids.k_proj).grad);
+    ops.matmul_bwd_accumulate(dv.reshape({T, Hkv * D}), a.xn1, P.at(ids.v_proj).weight(), dxn1,
+                              P.at(ids.v_proj).grad);
+  }
   coll.tp_all_reduce(dxn1);  // column-parallel q/k/v: partial input gradients
 
   dx = ops.empty({T, C}, dt);  // (T, C)

@@ -45,6 +45,9 @@ class Ops {
   virtual int64_t available_memory() const = 0;
   virtual int64_t peak_memory() const = 0;
   virtual void reset_peak_memory() const = 0;
+  // Returns the caching allocator's free blocks to the device (nothing where there is no cache),
+  // so a later peak does not count blocks cut for other shapes.
+  virtual void release_cached_memory() const {}
   // Dense bf16 tensor-core peak in FLOP/s for MFU (0: none, MFU is not reported).
   virtual double peak_flops() const = 0;
 
@@ -94,6 +97,16 @@ class Ops {
                         core::Tensor& y) const = 0;
   virtual void rope_bwd(const core::Tensor& dy, const core::Tensor& cu_seqlens, double theta,
                         core::Tensor& dx) const = 0;
+  // The fused q/k/v projection's split and its backward (kernels/cpu/rope.h): qkv
+  // (T, (H + 2·Hkv)·D) → q (T, H, D), k, v (T, Hkv, D), q and k rotated at the positions of
+  // `positions` (T) where defined, else of cu_seqlens; and dq, dk, dv → dqkv.
+  virtual void qkv_split_rope(const core::Tensor& qkv, const core::Tensor& cu_seqlens,
+                              const core::Tensor& positions, double theta, core::Tensor& q,
+                              core::Tensor& k, core::Tensor& v) const = 0;
+  virtual void qkv_merge_rope_bwd(const core::Tensor& dq, const core::Tensor& dk,
+                                  const core::Tensor& dv, const core::Tensor& cu_seqlens,
+                                  const core::Tensor& positions, double theta,
+                                  core::Tensor& dqkv) const = 0;
   virtual void attention_fwd(const core::Tensor& q, const core::Tensor& k, const core::Tensor& v,
                              const core::Tensor& cu_seqlens, core::Tensor& out,
                              core::Tensor& lse) const = 0;

@@ -167,17 +167,63 @@ ParameterStore ParameterStore::copy_to(std::shared_ptr<const Ops> ops) const {
   store.embedding_ = embedding_;
   store.final_norm_ = final_norm_;
   store.lm_head_ = lm_head_;
-  for (const Parameter& p : params_) {
+  const core::DType compute = ops->compute_dtype(store.dtype_);
+  // On a device with a compute copy, each layer's q, k, v compute weights and gradients are
+  // adjacent rows of one allocation, so the layer runs one fused projection GEMM (fused_qkv).
+  // param index → (fused tensors, first row) of its layer's q/k/v allocation.
+  std::vector<std::pair<const FusedQkv*, int64_t>> fused_rows(params_.size(), {nullptr, 0});
+  if (!on_cpu && compute != store.dtype_) {
+    store.fused_qkv_.resize(layers_.size());
+    for (size_t l = 0; l < layers_.size(); ++l) {
+      const LayerParameterIds& ids = layers_[l];
+      const int64_t C = params_[ids.q_proj].value.size(1);
+      int64_t rows = 0;
+      for (size_t id : {ids.q_proj, ids.k_proj, ids.v_proj}) {
+        fused_rows[id] = {&store.fused_qkv_[l], rows};
+        rows += params_[id].value.size(0);
+      }
+      store.fused_qkv_[l].weight = ops->empty({rows, C}, compute);
+      store.fused_qkv_[l].grad = ops->zeros({rows, C}, store.dtype_);
+    }
+  }
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const Parameter& p = params_[i];
     Parameter q = p;
     q.value = on_cpu ? p.value.clone() : ops->upload_as(p.value, store.dtype_);
-    q.grad = ops->zeros(p.value.shape(), store.dtype_);
     q.compute = core::Tensor();
-    const core::DType compute = ops->compute_dtype(store.dtype_);
-    if (compute != store.dtype_) q.compute = ops->empty(p.value.shape(), compute);
+    if (const auto [fused, row] = fused_rows[i]; fused != nullptr) {
+      const int64_t n = p.value.size(0);
+      q.grad = fused->grad.narrow_rows(row, row + n);
+      q.compute = fused->weight.narrow_rows(row, row + n);
+    } else {
+      q.grad = ops->zeros(p.value.shape(), store.dtype_);
+      if (compute != store.dtype_) q.compute = ops->empty(p.value.shape(), compute);
+    }
     store.params_.push_back(std::move(q));
   }
   store.refresh_compute();
   return store;
+}
+
+bool ParameterStore::fused_qkv(int64_t i, core::Tensor& weight, core::Tensor& grad) const {
+  if (fused_qkv_.empty()) return false;
+  const FusedQkv& f = fused_qkv_[static_cast<size_t>(i)];
+  const LayerParameterIds& ids = layers_[static_cast<size_t>(i)];
+  // Still the views copy_to made (a caller may have replaced a parameter's tensors since).
+  const auto* w = static_cast<const char*>(f.weight.raw_data());
+  const auto* g = static_cast<const char*>(f.grad.raw_data());
+  for (size_t id : {ids.q_proj, ids.k_proj, ids.v_proj}) {
+    const Parameter& p = params_[id];
+    if (!p.compute.defined() || !p.grad.defined() || p.compute.raw_data() != w || p.grad.raw_data() != g ||
+        p.compute.dtype() != f.weight.dtype() || p.grad.dtype() != f.grad.dtype()) {
+      return false;
+    }
+    w += p.compute.nbytes();
+    g += p.grad.nbytes();
+  }
+  weight = f.weight;
+  grad = f.grad;
+  return true;
 }
 
 void ParameterStore::refresh_compute() {

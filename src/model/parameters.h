@@ -114,6 +114,11 @@ class ParameterStore {
   const LayerParameterIds& layer(int64_t i) const { return layers_[static_cast<size_t>(i)]; }
   int64_t num_layers() const { return int64_t(layers_.size()); }
   Parameter& at(size_t index) { return params_[index]; }
+  // The fused q/k/v projection of layer i: the compute weight as one (q + 2·kv, C) matrix (the
+  // rows of q_proj, k_proj, v_proj) and its gradient, when the store holds each as adjacent rows
+  // of one allocation (copy_to onto a GPU lays them out so, and they still are); false
+  // otherwise, and the layer runs the three GEMMs.
+  bool fused_qkv(int64_t i, core::Tensor& weight, core::Tensor& grad) const;
 
   int64_t num_elements() const;
   core::DType dtype() const { return dtype_; }
@@ -127,6 +132,10 @@ class ParameterStore {
   std::shared_ptr<const Ops> ops_;
   std::vector<Parameter> params_;
   std::vector<LayerParameterIds> layers_;
+  struct FusedQkv {
+    core::Tensor weight, grad;  // (q + 2·kv, C): the compute copies and gradients of q, k, v
+  };
+  std::vector<FusedQkv> fused_qkv_;  // per layer; empty where the store has no fused layout
   size_t embedding_ = 0, final_norm_ = 0, lm_head_ = 0;
 };
 

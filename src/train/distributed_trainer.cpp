@@ -206,7 +206,7 @@ core::StatusOr<std::unique_ptr<DistributedTrainer>> DistributedTrainer::create(
       model::Parameter& p = t->runtimes_[0]->store().all()[i];
       HYD_CHECK(p.value.numel() == host.numel(), "aliased shard {} size mismatch", p.name);
       p.value = t->ops_->upload_as(host.reshape(p.value.shape()), core::DType::kF32);
-      p.grad = t->ops_->zeros(p.value.shape(), core::DType::kF32);
+      t->ops_->fill_zero(p.grad);  // in place: the store's fused q/k/v layout stays
       shard.value = p.value;
       shard.grad = p.grad;
       shard.compute = p.compute;

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "kernel_test_util.h"
 
 namespace hydraulis::cpu {
@@ -89,6 +91,50 @@ TEST(Rope, BackwardMatchesFiniteDifferencesAndInvertsForward) {
   rope_fwd(y, cu, kTheta, y);
   rope_bwd(y, cu, kTheta, y);
   testing::expect_near_all(y, x, 1e-14, "bwd(fwd(x))");
+}
+
+// The fused q/k/v split equals rope on q's and k's column blocks and a copy of v's; its backward
+// (merge) matches fp64 finite differences of a weighted sum of the split's outputs.
+TEST(Rope, QkvSplitRotatesQAndKCopiesVAndMergeIsItsGradient) {
+  std::mt19937_64 rng(44);
+  const int64_t T = 7, H = 2, Hkv = 1, D = 4, W = (H + 2 * Hkv) * D;
+  Tensor cu = testing::int32_tensor({0, 3, 7});
+  for (bool explicit_positions : {false, true}) {
+    Tensor pos = explicit_positions ? testing::int32_tensor({5, 9, 0, 3, 3, 1, 12}) : Tensor();
+    Tensor qkv = random_tensor({T, W}, DType::kF64, rng);
+    Tensor q = Tensor::empty({T, H, D}, DType::kF64), k = Tensor::empty({T, Hkv, D}, DType::kF64);
+    Tensor v = Tensor::empty({T, Hkv, D}, DType::kF64);
+    qkv_split_rope(qkv, cu, pos, kTheta, q, k, v);
+    // Reference: the column blocks, q and k rotated.
+    Tensor q_ref = Tensor::empty({T, H, D}, DType::kF64), k_ref = Tensor::empty({T, Hkv, D}, DType::kF64);
+    Tensor v_ref = Tensor::empty({T, Hkv, D}, DType::kF64);
+    for (int64_t t = 0; t < T; ++t) {
+      const double* row = qkv.data<double>() + t * W;
+      std::copy(row, row + H * D, q_ref.data<double>() + t * H * D);
+      std::copy(row + H * D, row + (H + Hkv) * D, k_ref.data<double>() + t * Hkv * D);
+      std::copy(row + (H + Hkv) * D, row + W, v_ref.data<double>() + t * Hkv * D);
+    }
+    if (explicit_positions) {
+      rope_positions_fwd(q_ref, pos, kTheta, q_ref);
+      rope_positions_fwd(k_ref, pos, kTheta, k_ref);
+    } else {
+      rope_fwd(q_ref, cu, kTheta, q_ref);
+      rope_fwd(k_ref, cu, kTheta, k_ref);
+    }
+    testing::expect_near_all(q, q_ref, 0.0, "q");
+    testing::expect_near_all(k, k_ref, 0.0, "k");
+    testing::expect_near_all(v, v_ref, 0.0, "v");
+
+    Tensor rq = random_tensor({T, H, D}, DType::kF64, rng), rk = random_tensor({T, Hkv, D}, DType::kF64, rng);
+    Tensor rv = random_tensor({T, Hkv, D}, DType::kF64, rng);
+    auto loss = [&] {
+      qkv_split_rope(qkv, cu, pos, kTheta, q, k, v);
+      return testing::weighted_sum(q, rq) + testing::weighted_sum(k, rk) + testing::weighted_sum(v, rv);
+    };
+    Tensor dqkv = Tensor::empty({T, W}, DType::kF64);
+    qkv_merge_rope_bwd(rq, rk, rv, cu, pos, kTheta, dqkv);
+    testing::expect_grad_matches_fd(loss, qkv, dqkv, "dqkv");
+  }
 }
 
 using RopeDeathTest = testing::ThreadsafeDeathTest;

@@ -109,6 +109,47 @@ TEST_F(CudaTest, RopeAtExplicitPositionsMatchesCpu) {
   expect_close(to_host_f32(xd, stream_), dx_ref, 2 * kBf16Eps, "rope positions dx");
 }
 
+// The fused q/k/v projection's split (q, k rotated, v copied) and merge against the CPU twin,
+// with GQA widths, at restarting positions (D = 64: 2 pairs per thread; D = 6: 1) and at
+// explicit positions.
+TEST_F(CudaTest, QkvSplitAndMergeMatchCpu) {
+  for (int D : {64, 6}) {
+    for (bool explicit_positions : {false, true}) {
+      const int T = 300, H = 4, Hkv = 2, W = (H + 2 * Hkv) * D;
+      Tensor cu = Tensor::empty({5}, DType::kI32);
+      std::vector<int32_t> offsets = {0, 5, 5, 130, 300};
+      for (int i = 0; i < 5; ++i) cu.data<int32_t>()[i] = offsets[size_t(i)];
+      Tensor pos;
+      if (explicit_positions) {
+        pos = Tensor::empty({T}, DType::kI32);
+        for (int t = 0; t < T; ++t) pos.data<int32_t>()[t] = (t * 977) % 30011;
+      }
+      Tensor qkv = random_bf16_values({T, W}, rng_);
+      Tensor q_ref = Tensor::empty({T, H, D}, DType::kF32);
+      Tensor k_ref = Tensor::empty({T, Hkv, D}, DType::kF32), v_ref = k_ref.clone();
+      cpu::qkv_split_rope(qkv, cu, pos, 10000.0, q_ref, k_ref, v_ref);
+      Tensor dq = random_bf16_values({T, H, D}, rng_), dk = random_bf16_values({T, Hkv, D}, rng_);
+      Tensor dv = random_bf16_values({T, Hkv, D}, rng_);
+      Tensor dqkv_ref = Tensor::empty({T, W}, DType::kF32);
+      cpu::qkv_merge_rope_bwd(dq, dk, dv, cu, pos, 10000.0, dqkv_ref);
+
+      Tensor cud = to_device(cu, stream_);
+      Tensor posd = pos.defined() ? to_device(pos, stream_) : Tensor();
+      Tensor qd = empty_dev({T, H, D}, DType::kBF16), kd = empty_dev({T, Hkv, D}, DType::kBF16);
+      Tensor vd = empty_dev({T, Hkv, D}, DType::kBF16);
+      qkv_split_rope(dev_bf16(qkv, stream_), cud, posd, 10000.0, qd, kd, vd, stream_);
+      const double tol = 2 * kBf16Eps;
+      expect_close(to_host_f32(qd, stream_), q_ref, tol, "split q");
+      expect_close(to_host_f32(kd, stream_), k_ref, tol, "split k");
+      expect_close(to_host_f32(vd, stream_), v_ref, 0.0, "split v (a copy)");
+      Tensor dqkv = empty_dev({T, W}, DType::kBF16);
+      qkv_merge_rope_bwd(dev_bf16(dq, stream_), dev_bf16(dk, stream_), dev_bf16(dv, stream_), cud,
+                         posd, 10000.0, dqkv, stream_);
+      expect_close(to_host_f32(dqkv, stream_), dqkv_ref, tol, "merge dqkv");
+    }
+  }
+}
+
 TEST_F(CudaTest, BlockCopyMatchesCpu) {
   Tensor src = random_bf16_values({37, 19}, rng_);  // values exact in f32
   Tensor dst_init = random_bf16_values({41, 23}, rng_);

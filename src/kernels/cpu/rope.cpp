@@ -93,7 +93,78 @@ std::vector<int64_t> explicit_positions(const core::Tensor& positions, int64_t n
   return position;
 }
 
+// position[t] from `positions` where defined, else from cu_seqlens.
+std::vector<int64_t> token_positions(const core::Tensor& cu_seqlens, const core::Tensor& positions,
+                                     int64_t num_tokens, std::string_view op) {
+  return positions.defined() ? explicit_positions(positions, num_tokens, op)
+                             : sequence_positions(cu_seqlens, num_tokens);
+}
+
+// The fused projection's column blocks: q (T, H, D), k and v (T, Hkv, D) of qkv (T, W).
+void check_qkv(const core::Tensor& qkv, const core::Tensor& q, const core::Tensor& k,
+               const core::Tensor& v, std::string_view op) {
+  HYD_CHECK(q.dim() == 3 && k.dim() == 3 && v.dim() == 3 && qkv.dim() == 2,
+            "{}: q (T, H, D), k, v (T, Hkv, D) and qkv (T, W) expected, got {}, {}, {}, {}", op,
+            q.describe(), k.describe(), v.describe(), qkv.describe());
+  const int64_t T = q.size(0), D = q.size(2), Hkv = k.size(1);
+  check_shape(k, {T, Hkv, D}, op);
+  check_shape(v, {T, Hkv, D}, op);
+  check_shape(qkv, {T, (q.size(1) + 2 * Hkv) * D}, op);
+  for (const core::Tensor* t : {&k, &v, &qkv}) check_dtype(*t, q.dtype(), op);
+}
+
+// Copies between qkv's column blocks and q, k, v: kSplit qkv → q, k, v; kMerge the reverse.
+enum class QkvCopy { kSplit, kMerge };
+void copy_qkv(core::Tensor& qkv, core::Tensor& q, core::Tensor& k, core::Tensor& v, QkvCopy dir,
+              std::string_view op) {
+  const int64_t T = q.size(0), W = qkv.size(1);
+  dispatch_floating(q.dtype(), op, [&]<typename T_>(T_) {
+    T_* fused = qkv.data<T_>();
+    int64_t col = 0;
+    for (core::Tensor* part : {&q, &k, &v}) {
+      const int64_t width = part->size(1) * part->size(2);
+      T_* p = part->data<T_>();
+      for (int64_t t = 0; t < T; ++t) {
+        T_* a = fused + t * W + col;
+        T_* b = p + t * width;
+        if (dir == QkvCopy::kSplit) {
+          std::copy(a, a + width, b);
+        } else {
+          std::copy(b, b + width, a);
+        }
+      }
+      col += width;
+    }
+  });
+}
+
 }  // namespace
+
+void qkv_split_rope(const core::Tensor& qkv, const core::Tensor& cu_seqlens,
+                    const core::Tensor& positions, double theta, core::Tensor& q, core::Tensor& k,
+                    core::Tensor& v) {
+  constexpr std::string_view op = "qkv_split_rope";
+  check_qkv(qkv, q, k, v, op);
+  core::Tensor src = qkv;  // read only: copy_qkv's kSplit does not write it
+  copy_qkv(src, q, k, v, QkvCopy::kSplit, op);
+  const std::vector<int64_t> position = token_positions(cu_seqlens, positions, q.size(0), op);
+  rope_run(q, position, theta, RopeDirection::kForward, q, op);
+  rope_run(k, position, theta, RopeDirection::kForward, k, op);
+}
+
+void qkv_merge_rope_bwd(const core::Tensor& dq, const core::Tensor& dk, const core::Tensor& dv,
+                        const core::Tensor& cu_seqlens, const core::Tensor& positions,
+                        double theta, core::Tensor& dqkv) {
+  constexpr std::string_view op = "qkv_merge_rope_bwd";
+  check_qkv(dqkv, dq, dk, dv, op);
+  const std::vector<int64_t> position = token_positions(cu_seqlens, positions, dq.size(0), op);
+  core::Tensor rq = core::Tensor::empty(dq.shape(), dq.dtype());
+  core::Tensor rk = core::Tensor::empty(dk.shape(), dk.dtype());
+  core::Tensor cv = dv;  // read only: copy_qkv's kMerge does not write it
+  rope_run(dq, position, theta, RopeDirection::kBackward, rq, op);
+  rope_run(dk, position, theta, RopeDirection::kBackward, rk, op);
+  copy_qkv(dqkv, rq, rk, cv, QkvCopy::kMerge, op);
+}
 
 void rope_fwd(const core::Tensor& x, const core::Tensor& cu_seqlens, double theta,
               core::Tensor& y) {

@@ -25,4 +25,15 @@ void rope_positions_fwd(const core::Tensor& x, const core::Tensor& positions, do
 void rope_positions_bwd(const core::Tensor& dy, const core::Tensor& positions, double theta,
                         core::Tensor& dx);
 
+// The fused q/k/v projection's split: qkv (T, (H + 2·Hkv)·D) holds q | k | v per token row;
+// q (T, H, D) and k (T, Hkv, D) get their columns rotated, v (T, Hkv, D) a copy. Positions come
+// from `positions` (T) i32 where defined, else from cu_seqlens.
+void qkv_split_rope(const core::Tensor& qkv, const core::Tensor& cu_seqlens,
+                    const core::Tensor& positions, double theta, core::Tensor& q, core::Tensor& k,
+                    core::Tensor& v);
+// Its backward: dqkv's columns = (inverse-rotated dq | inverse-rotated dk | dv).
+void qkv_merge_rope_bwd(const core::Tensor& dq, const core::Tensor& dk, const core::Tensor& dv,
+                        const core::Tensor& cu_seqlens, const core::Tensor& positions,
+                        double theta, core::Tensor& dqkv);
+
 }  // namespace hydraulis::cpu

@@ -1,6 +1,8 @@
-// RMSNorm kernels: one warp per token row (16-byte vector path when C % 8 == 0 and the pointers
-// are aligned, scalar path otherwise); the weight gradient by column-parallel partial sums over
-// 128-row chunks plus a fixed-order column reduction. Twin: cpu/rms_norm.cpp.
+// RMSNorm kernels: forward one warp per token row (16-byte vector path when C % 8 == 0 and the
+// pointers are aligned, scalar path otherwise). Backward: on the vector path with C ≤ 8192 one
+// pass per 32-row chunk (dx and the weight gradient's partial sums, dy and x read once), else one
+// warp per row for dx plus column-parallel partial sums over 128-row chunks; then a fixed-order
+// column reduction of the partials (deterministic). Twin: cpu/rms_norm.cpp.
 #include "kernels/cuda/rms_norm.h"
 
 #include "kernels/cuda/common.cuh"
@@ -124,17 +126,79 @@ __global__ void rms_norm_bwd_dw_partial_kernel(const bf16* __restrict__ dy,
   partial[int64_t(blockIdx.y) * C + c] = acc;
 }
 
+// The single-pass backward for C % 8 == 0, C ≤ 8192: one block per kFusedRows-row chunk, one
+// thread per 8 columns. Per row the block reduces Σ w·dy·x, writes dx (+ residual) and adds
+// dy·x·rstd to its columns' partial in registers; partial[chunk, c] at the end. dy and x are
+// read once (the two-kernel path reads them twice).
+constexpr int kFusedRows = 32;
+__global__ void rms_norm_bwd_fused_kernel(const bf16* __restrict__ dy, const bf16* __restrict__ x,
+                                          const bf16* __restrict__ w,
+                                          const float* __restrict__ rstd,
+                                          const bf16* __restrict__ residual, bf16* __restrict__ dx,
+                                          float* __restrict__ partial, int T, int C) {
+  __shared__ float scratch[32];
+  const int c = threadIdx.x * 8;
+  const bool active = c < C;
+  float wv[8], acc[8];
+#pragma unroll
+  for (int i = 0; i < 8; ++i) wv[i] = acc[i] = 0.f;
+  if (active) detail::load8(w + c, wv);
+  const int t0 = blockIdx.x * kFusedRows, t1 = min(T, t0 + kFusedRows);
+  for (int t = t0; t < t1; ++t) {
+    const int64_t row = int64_t(t) * C;
+    float a[8], b[8], dot = 0.f;
+    if (active) {
+      detail::load8(dy + row + c, a);
+      detail::load8(x + row + c, b);
+#pragma unroll
+      for (int i = 0; i < 8; ++i) dot += wv[i] * a[i] * b[i];
+    }
+    dot = detail::block_sum(dot, scratch);
+    const float r = rstd[t];
+    const float k = r * r * r * dot / float(C);
+    if (active) {
+      float o[8];
+#pragma unroll
+      for (int i = 0; i < 8; ++i) {
+        o[i] = r * wv[i] * a[i] - b[i] * k;
+        acc[i] += a[i] * b[i] * r;
+      }
+      if (residual != nullptr) {
+        float e[8];
+        detail::load8(residual + row + c, e);
+#pragma unroll
+        for (int i = 0; i < 8; ++i) o[i] += e[i];
+      }
+      detail::store8(dx + row + c, o);
+    }
+  }
+  if (active) {
+    float4* out = reinterpret_cast<float4*>(partial + int64_t(blockIdx.x) * C + c);
+    out[0] = make_float4(acc[0], acc[1], acc[2], acc[3]);
+    out[1] = make_float4(acc[4], acc[5], acc[6], acc[7]);
+  }
+}
+
+// dweight[c] += Σ_k partial[k, c] in a fixed order: block (32 columns × 32 lanes of chunks),
+// lane y sums chunks y, y + 32, ...; then lane 0 of each column adds the 32 sums in order.
 template <typename G>
 __global__ void rms_norm_bwd_dw_reduce_kernel(const float* __restrict__ partial, int chunks,
                                               int C, G* __restrict__ dweight) {
-  int c = blockIdx.x * blockDim.x + threadIdx.x;
-  if (c >= C) return;
+  __shared__ float sums[32][33];
+  const int c = blockIdx.x * 32 + threadIdx.x;
   float acc = 0.f;
-  for (int k = 0; k < chunks; ++k) acc += partial[int64_t(k) * C + c];
+  if (c < C) {
+    for (int k = threadIdx.y; k < chunks; k += 32) acc += partial[int64_t(k) * C + c];
+  }
+  sums[threadIdx.y][threadIdx.x] = acc;
+  __syncthreads();
+  if (threadIdx.y != 0 || c >= C) return;
+  float total = 0.f;
+  for (int j = 0; j < 32; ++j) total += sums[j][threadIdx.x];
   if constexpr (std::is_same_v<G, float>) {
-    dweight[c] += acc;
+    dweight[c] += total;
   } else {
-    dweight[c] = __float2bfloat16_rn(__bfloat162float(dweight[c]) + acc);
+    dweight[c] = __float2bfloat16_rn(__bfloat162float(dweight[c]) + total);
   }
 }
 
@@ -187,28 +251,40 @@ void rms_norm_bwd_add(const core::Tensor& dy, const core::Tensor& x, const core:
   bool vec = C % 8 == 0 && detail::aligned16(x.raw_data()) && detail::aligned16(dy.raw_data()) &&
              detail::aligned16(dx.raw_data()) && detail::aligned16(weight.raw_data()) &&
              (!add || detail::aligned16(residual.raw_data()));
-  dim3 grid((T + kRowsPerBlock - 1) / kRowsPerBlock), block(32 * kRowsPerBlock);
-  auto launch = [&](auto kernel) {
-    kernel<<<grid, block, 0, stream>>>(detail::ptr<bf16>(dy), detail::ptr<bf16>(x),
-                                       detail::ptr<bf16>(weight), detail::ptr<float>(rstd),
-                                       add ? detail::ptr<bf16>(residual) : nullptr,
-                                       detail::ptr<bf16>(dx), T, C);
-  };
-  if (vec) launch(rms_norm_bwd_dx_kernel<true>); else launch(rms_norm_bwd_dx_kernel<false>);
-  HYD_CUDA_LAUNCH_CHECK();
-
-  int chunks = (T + kChunkRows - 1) / kChunkRows;
-  core::Tensor partial = core::Tensor::empty({chunks, C}, DType::kF32, core::Device::kCuda);
-  dim3 pgrid((C + 255) / 256, chunks);
-  rms_norm_bwd_dw_partial_kernel<<<pgrid, 256, 0, stream>>>(
-      detail::ptr<bf16>(dy), detail::ptr<bf16>(x), detail::ptr<float>(rstd),
-      detail::ptr<float>(partial), T, C);
-  HYD_CUDA_LAUNCH_CHECK();
+  const bf16* res = add ? detail::ptr<bf16>(residual) : nullptr;
+  core::Tensor partial;  // (chunks, C) f32
+  int chunks = 0;
+  if (vec && C <= 8 * 1024) {
+    chunks = (T + kFusedRows - 1) / kFusedRows;
+    partial = core::Tensor::empty({chunks, C}, DType::kF32, core::Device::kCuda);
+    const int threads = (C / 8 + 31) / 32 * 32;
+    rms_norm_bwd_fused_kernel<<<chunks, threads, 0, stream>>>(
+        detail::ptr<bf16>(dy), detail::ptr<bf16>(x), detail::ptr<bf16>(weight),
+        detail::ptr<float>(rstd), res, detail::ptr<bf16>(dx), detail::ptr<float>(partial), T, C);
+    HYD_CUDA_LAUNCH_CHECK();
+  } else {
+    dim3 grid((T + kRowsPerBlock - 1) / kRowsPerBlock), block(32 * kRowsPerBlock);
+    auto launch = [&](auto kernel) {
+      kernel<<<grid, block, 0, stream>>>(detail::ptr<bf16>(dy), detail::ptr<bf16>(x),
+                                         detail::ptr<bf16>(weight), detail::ptr<float>(rstd), res,
+                                         detail::ptr<bf16>(dx), T, C);
+    };
+    if (vec) launch(rms_norm_bwd_dx_kernel<true>); else launch(rms_norm_bwd_dx_kernel<false>);
+    HYD_CUDA_LAUNCH_CHECK();
+    chunks = (T + kChunkRows - 1) / kChunkRows;
+    partial = core::Tensor::empty({chunks, C}, DType::kF32, core::Device::kCuda);
+    dim3 pgrid((C + 255) / 256, chunks);
+    rms_norm_bwd_dw_partial_kernel<<<pgrid, 256, 0, stream>>>(
+        detail::ptr<bf16>(dy), detail::ptr<bf16>(x), detail::ptr<float>(rstd),
+        detail::ptr<float>(partial), T, C);
+    HYD_CUDA_LAUNCH_CHECK();
+  }
+  const dim3 rgrid((C + 31) / 32), rblock(32, 32);
   if (dweight.dtype() == DType::kF32) {
-    rms_norm_bwd_dw_reduce_kernel<<<(C + 255) / 256, 256, 0, stream>>>(
+    rms_norm_bwd_dw_reduce_kernel<<<rgrid, rblock, 0, stream>>>(
         detail::ptr<float>(partial), chunks, C, detail::ptr<float>(dweight));
   } else {
-    rms_norm_bwd_dw_reduce_kernel<<<(C + 255) / 256, 256, 0, stream>>>(
+    rms_norm_bwd_dw_reduce_kernel<<<rgrid, rblock, 0, stream>>>(
         detail::ptr<float>(partial), chunks, C, detail::ptr<bf16>(dweight));
   }
   HYD_CUDA_LAUNCH_CHECK();
