@@ -244,17 +244,17 @@ void bench_elementwise(int reps) {
   expect_finite(dlogits, "dlogits");
 
   const int64_t n = int64_t(1) << 27;  // 134M parameters
-  Tensor p = random_dev({n}, DType::kF32, -1, 1, 16), g = random_dev({n}, DType::kBF16, -0.01f, 0.01f, 17);
+  Tensor p = random_dev({n}, DType::kF32, -1, 1, 16), g = random_dev({n}, DType::kF32, -0.01f, 0.01f, 17);  // f32 as the trainer's
   Tensor m = hyd::cuda::zeros({n}, DType::kF32, g_stream), vv = hyd::cuda::zeros({n}, DType::kF32, g_stream);
   Tensor pb = dev_empty({n}, DType::kBF16);
   hyd::cuda::AdamWConfig config;
   int64_t step = 0;
-  record("adamw_step", fmt::format("n={}", n), 0, double(n) * (4 * 3 * 2 + 2 + 2), [&] {
+  record("adamw_step", fmt::format("n={}", n), 0, double(n) * (4 * 3 * 2 + 4 + 2), [&] {
     hyd::cuda::adamw_step(p, g, m, vv, config, ++step, 1.0, pb, g_stream);
   }, reps);
   Tensor norm = dev_empty({1}, DType::kF32);
   std::vector<Tensor> grads = {g};
-  record("grad_norm_sq", fmt::format("n={}", n), 0, double(n) * 2,
+  record("grad_norm_sq", fmt::format("n={}", n), 0, double(n) * 4,
          [&] { hyd::cuda::grad_norm_sq(grads, norm, g_stream); }, reps);
 }
 

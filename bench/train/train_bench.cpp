@@ -97,8 +97,9 @@ core::Json run_case(const std::shared_ptr<const model::Ops>& ops, const std::str
   ops->reset_peak_memory();  // the previous case's blocks were released at its end (main)
 
   auto step = [&]() {
-    params.zero_grads();
+    params.defer_zero_grads();  // as the trainer: each gradient's first write overwrites it
     double loss = llama.forward_backward(mb, targets).value();
+    params.finish_deferred_zero();
     double norm = adamw.grad_norm();
     adamw.step(1e-5, norm);
     ops->synchronize();

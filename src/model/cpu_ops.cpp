@@ -29,6 +29,12 @@ void Ops::matmul_bwd_accumulate(const core::Tensor& dy, const core::Tensor& x,
   add(dx, partial, dx);
 }
 
+void Ops::matmul_bwd_write_dw(const core::Tensor& dy, const core::Tensor& x,
+                              const core::Tensor& w, core::Tensor& dx, core::Tensor& dw) const {
+  fill_zero(dw);
+  matmul_bwd(dy, x, w, dx, dw);
+}
+
 void Ops::rms_norm_bwd_add(const core::Tensor& dy, const core::Tensor& x,
                            const core::Tensor& weight, const core::Tensor& rstd,
                            const core::Tensor& residual, core::Tensor& dx,

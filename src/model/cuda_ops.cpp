@@ -245,6 +245,11 @@ class CudaOps final : public Ops {
     Scope scope(*this, "matmul_bwd_accumulate", &x, &w);
     cuda::matmul_bwd(dy, x, w, dx, dw, stream_, cuda::InputGrad::kAccumulate);
   }
+  void matmul_bwd_write_dw(const Tensor& dy, const Tensor& x, const Tensor& w, Tensor& dx,
+                           Tensor& dw) const override {
+    Scope scope(*this, "matmul_bwd", &x, &w);
+    cuda::matmul_bwd(dy, x, w, dx, dw, stream_, cuda::InputGrad::kWrite, cuda::WeightGrad::kWrite);
+  }
   void rms_norm_bwd_add(const Tensor& dy, const Tensor& x, const Tensor& weight,
                         const Tensor& rstd, const Tensor& residual, Tensor& dx,
                         Tensor& dweight) const override {

@@ -202,23 +202,24 @@ void layer_bwd(const LlamaConfig& c, ParameterStore& params, int64_t layer, Laye
 
   // MLP branch: y = h + down(swiglu(gate_up(n2))).
   Tensor dact = ops.empty({T, F}, dt);  // (T, F)
-  ops.matmul_bwd(dy, a.act, P.at(ids.down_proj).weight(), dact, P.at(ids.down_proj).grad);
+  matmul_bwd_to_grad(ops, dy, a.act, P.at(ids.down_proj).weight(), dact, P.at(ids.down_proj).grad,
+                     {&P.at(ids.down_proj)});
   Tensor dgate_up = ops.empty({T, 2 * F}, dt);  // (T, 2F)
   ops.swiglu_bwd(dact, a.gate_up, dgate_up);
   dact = Tensor();
   Tensor dxn2 = ops.empty({T, C}, dt);  // (T, C)
-  ops.matmul_bwd(dgate_up, a.xn2, P.at(ids.gate_up_proj).weight(), dxn2,
-                 P.at(ids.gate_up_proj).grad);
+  matmul_bwd_to_grad(ops, dgate_up, a.xn2, P.at(ids.gate_up_proj).weight(), dxn2,
+                     P.at(ids.gate_up_proj).grad, {&P.at(ids.gate_up_proj)});
   dgate_up = Tensor();
   coll.tp_all_reduce(dxn2);  // column-parallel gate_up: partial input gradients
   Tensor dh = ops.empty({T, C}, dt);  // (T, C)
   ops.rms_norm_bwd_add(dxn2, a.h, P.at(ids.post_attention_norm).weight(), a.rstd2, dy, dh,
-                       P.at(ids.post_attention_norm).grad);  // + the residual's gradient dy
+                       grad_to_accumulate(ops, P.at(ids.post_attention_norm)));  // + dy
 
   // Attention branch: h = x + o(attention(q, k, v)).
   Tensor dattn = ops.empty({T, H * D}, dt);  // (T, H·D)
-  ops.matmul_bwd(dh, a.attn.reshape({T, H * D}), P.at(ids.o_proj).weight(), dattn,
-                 P.at(ids.o_proj).grad);
+  matmul_bwd_to_grad(ops, dh, a.attn.reshape({T, H * D}), P.at(ids.o_proj).weight(), dattn,
+                     P.at(ids.o_proj).grad, {&P.at(ids.o_proj)});
   Tensor dq = ops.empty({T, H, D}, dt);  // (T, H, D)
   Tensor dk, dv;                         // (T, Hkv, D)
   if (batch.context_parallel()) {
@@ -243,22 +244,23 @@ void layer_bwd(const LlamaConfig& c, ParameterStore& params, int64_t layer, Laye
     Tensor dqkv = ops.empty({T, w_qkv.size(0)}, dt);  // (T, (H + 2·Hkv)·D)
     ops.qkv_merge_rope_bwd(dq, dk, dv, batch.cu_seqlens, batch.positions, c.rope_theta, dqkv);
     dq = dk = dv = Tensor();
-    ops.matmul_bwd(dqkv, a.xn1, w_qkv, dxn1, dw_qkv);
+    matmul_bwd_to_grad(ops, dqkv, a.xn1, w_qkv, dxn1, dw_qkv,
+                       {&P.at(ids.q_proj), &P.at(ids.k_proj), &P.at(ids.v_proj)});
   } else {
     rope_backward(ops, batch, c.rope_theta, dq);
     rope_backward(ops, batch, c.rope_theta, dk);
-    ops.matmul_bwd(dq.reshape({T, H * D}), a.xn1, P.at(ids.q_proj).weight(), dxn1,
-                   P.at(ids.q_proj).grad);
+    matmul_bwd_to_grad(ops, dq.reshape({T, H * D}), a.xn1, P.at(ids.q_proj).weight(), dxn1,
+                       P.at(ids.q_proj).grad, {&P.at(ids.q_proj)});
     ops.matmul_bwd_accumulate(dk.reshape({T, Hkv * D}), a.xn1, P.at(ids.k_proj).weight(), dxn1,
-                              P.at(ids.k_proj).grad);
+                              grad_to_accumulate(ops, P.at(ids.k_proj)));
     ops.matmul_bwd_accumulate(dv.reshape({T, Hkv * D}), a.xn1, P.at(ids.v_proj).weight(), dxn1,
-                              P.at(ids.v_proj).grad);
+                              grad_to_accumulate(ops, P.at(ids.v_proj)));
   }
   coll.tp_all_reduce(dxn1);  // column-parallel q/k/v: partial input gradients
 
   dx = ops.empty({T, C}, dt);  // (T, C)
   ops.rms_norm_bwd_add(dxn1, a.x, P.at(ids.input_norm).weight(), a.rstd1, dh, dx,
-                       P.at(ids.input_norm).grad);  // + the residual's gradient dh
+                       grad_to_accumulate(ops, P.at(ids.input_norm)));  // + dh
 }
 
 }  // namespace hydraulis::model

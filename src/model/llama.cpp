@@ -167,7 +167,7 @@ Tensor LlamaModel::backward_stage(StageState& state, const Tensor& dy) {
     done(1 + first + l);
   }
   if (params_.has_embedding()) {
-    ops.embedding_bwd(mb.input_ids, dx, params_.embedding().grad);
+    ops.embedding_bwd(mb.input_ids, dx, grad_to_accumulate(ops, params_.embedding()));
     dx = Tensor();
     done(0);
   }
@@ -319,13 +319,13 @@ double LlamaModel::head(const Tensor& x, const MicroBatch& batch, int64_t global
       ops.cross_entropy_bwd(logits, targets, lse, cpu::kIgnoreIndex, global_target_count,
                             logits);         // in place: logits now hold dlogits (n, V)
       Tensor dxc = dxf.narrow_rows(t0, t1);  // (n, C)
-      ops.matmul_bwd(logits, xc, lm_head.weight(), dxc, lm_head.grad);
+      matmul_bwd_to_grad(ops, logits, xc, lm_head.weight(), dxc, lm_head.grad, {&lm_head});
     }
   }
   if (pass == Pass::kWithGrad) {
     collectives().tp_all_reduce(dxf);  // vocab-parallel head: partial input gradients
     dx = ops.empty({T, C}, dt);        // (T, C)
-    ops.rms_norm_bwd(dxf, x, norm.weight(), rstd, dx, norm.grad);
+    ops.rms_norm_bwd(dxf, x, norm.weight(), rstd, dx, grad_to_accumulate(ops, norm));
   }
   if (vocab_parallel) return vocab_parallel_loss;
   const Tensor host_losses = ops.to_host(chunk_losses);

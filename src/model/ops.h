@@ -88,6 +88,12 @@ class Ops {
   virtual void matmul_bwd_accumulate(const core::Tensor& dy, const core::Tensor& x,
                                      const core::Tensor& w, core::Tensor& dx,
                                      core::Tensor& dw) const;
+  // As matmul_bwd, but dw = dyᵀ·x, overwriting it: the first write of a gradient whose zeroing
+  // the store deferred (ParameterStore::defer_zero_grads). The default zeroes dw, then
+  // accumulates (bit for bit the same: 0 + s = s); CUDA runs the GEMM with beta = 0.
+  virtual void matmul_bwd_write_dw(const core::Tensor& dy, const core::Tensor& x,
+                                   const core::Tensor& w, core::Tensor& dx,
+                                   core::Tensor& dw) const;
   // As rms_norm_bwd, then dx += residual (dx must not alias residual).
   virtual void rms_norm_bwd_add(const core::Tensor& dy, const core::Tensor& x,
                                 const core::Tensor& weight, const core::Tensor& rstd,

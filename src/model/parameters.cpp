@@ -152,7 +152,21 @@ void ParameterStore::init(uint64_t seed) {
 }
 
 void ParameterStore::zero_grads() {
-  for (Parameter& p : params_) ops_->fill_zero(p.grad);
+  for (Parameter& p : params_) {
+    ops_->fill_zero(p.grad);
+    p.grad_unwritten = false;
+  }
+}
+
+void ParameterStore::defer_zero_grads() {
+  for (Parameter& p : params_) p.grad_unwritten = true;
+}
+
+void ParameterStore::finish_deferred_zero() {
+  for (Parameter& p : params_) {
+    if (p.grad_unwritten) ops_->fill_zero(p.grad);
+    p.grad_unwritten = false;
+  }
 }
 
 ParameterStore ParameterStore::copy_to(std::shared_ptr<const Ops> ops) const {
@@ -244,6 +258,26 @@ const Parameter* ParameterStore::find(const std::string& name) const {
     if (p.name == name) return &p;
   }
   return nullptr;
+}
+
+void matmul_bwd_to_grad(const Ops& ops, const core::Tensor& dy, const core::Tensor& x,
+                        const core::Tensor& w, core::Tensor& dx, core::Tensor& dw,
+                        std::initializer_list<Parameter*> owners) {
+  bool all = true;
+  for (const Parameter* p : owners) all = all && p->grad_unwritten;
+  if (all) {
+    ops.matmul_bwd_write_dw(dy, x, w, dx, dw);
+  } else {
+    for (Parameter* p : owners) grad_to_accumulate(ops, *p);
+    ops.matmul_bwd(dy, x, w, dx, dw);
+  }
+  for (Parameter* p : owners) p->grad_unwritten = false;
+}
+
+core::Tensor& grad_to_accumulate(const Ops& ops, Parameter& p) {
+  if (p.grad_unwritten) ops.fill_zero(p.grad);
+  p.grad_unwritten = false;
+  return p.grad;
 }
 
 int64_t ParameterStore::num_elements() const {

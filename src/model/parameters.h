@@ -28,6 +28,9 @@ struct Parameter {
   WeightDecay decay = WeightDecay::kApply;
   int64_t layer = -1;   // decoder layer, -1 for embedding, final norm and LM head
   double init_std = 0;  // 0: initialised to ones (norm weights)
+  // The gradient is zero, but its memory was not cleared (ParameterStore::defer_zero_grads): its
+  // first writer overwrites it instead of adding.
+  bool grad_unwritten = false;
 
   // The weights as the kernels read them.
   const core::Tensor& weight() const { return compute.defined() ? compute : value; }
@@ -79,6 +82,13 @@ class ParameterStore {
   // through SplitMix64 + Box-Muller and rounded to f32 first (so f32 and f64 stores agree).
   void init(uint64_t seed);
   void zero_grads();
+  // zero_grads without the memset: every gradient is marked grad_unwritten, so the model's
+  // backward overwrites (a GEMM with beta = 0) where it would have added to zeros, and clears
+  // what it only adds to (norm weights, the embedding table) right before. Call
+  // finish_deferred_zero() after the step's last backward and before anything reads a gradient.
+  void defer_zero_grads();
+  // Zeroes every gradient still marked (no backward wrote it, e.g. an empty micro-batch).
+  void finish_deferred_zero();
 
   // A copy on `ops`' device: master weights as f32 (this store's dtype on the CPU), zero
   // gradients of the same dtype, and the compute copy where ops.compute_dtype differs.
@@ -138,6 +148,15 @@ class ParameterStore {
   std::vector<FusedQkv> fused_qkv_;  // per layer; empty where the store has no fused layout
   size_t embedding_ = 0, final_norm_ = 0, lm_head_ = 0;
 };
+
+// Backward of a GEMM whose weight gradient dw belongs to `owners` (one parameter, or the fused
+// q/k/v projection's three): dw is overwritten where their zeroing was deferred (all marked),
+// else accumulated; the marks are cleared.
+void matmul_bwd_to_grad(const Ops& ops, const core::Tensor& dy, const core::Tensor& x,
+                        const core::Tensor& w, core::Tensor& dx, core::Tensor& dw,
+                        std::initializer_list<Parameter*> owners);
+// p's gradient, ready to be added to: zeroed first where its zeroing was deferred.
+core::Tensor& grad_to_accumulate(const Ops& ops, Parameter& p);
 
 // The value of element `index` of the N(0, 1) stream `stream` of `seed` (the init's generator).
 double init_normal(uint64_t seed, uint64_t stream, uint64_t index);

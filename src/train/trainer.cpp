@@ -203,15 +203,18 @@ core::StatusOr<StepMetrics> Trainer::step() {
 
   // Forward/backward of every micro-batch; gradients accumulate, losses add up (each is already
   // divided by the step's target count).
+  // The gradients' zeroing is deferred: each one's first write overwrites it.
   ops_->reset_peak_memory();
-  params_->zero_grads();
+  params_->defer_zero_grads();
   for (size_t i = 0; i < micro_batches.size(); ++i) {
     auto loss = model_->forward_backward(micro_batches[i], m.targets);
     if (!loss.is_ok()) {
+      params_->zero_grads();
       return loss.status().with_context(fmt::format("step {}, micro-batch {}", m.step, i));
     }
     m.loss += *loss;
   }
+  params_->finish_deferred_zero();
 
   m.grad_norm = optimizer_->grad_norm();
   if (!std::isfinite(m.loss) || !std::isfinite(m.grad_norm)) {

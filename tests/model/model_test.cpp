@@ -130,6 +130,41 @@ TEST(LlamaModel, LossAndGradsDoNotDependOnMicroBatchSplit) {
   }
 }
 
+// Deferred zeroing (ParameterStore::defer_zero_grads): the gradients start as NaN garbage, each
+// first write overwrites, finish_deferred_zero clears the rest; bit for bit the zeroed run, tied
+// and untied, over micro-batches of which one is empty.
+TEST(LlamaModel, DeferredGradientZeroingEqualsZeroing) {
+  for (LmHead head : {LmHead::kUntied, LmHead::kTied}) {
+    LlamaConfig c = testing::golden_config();
+    c.lm_head = head;
+    auto seqs = testing::golden_sequences(c.vocab_size);
+    SplitRun zeroed = run_split(c, core::DType::kF32, seqs, {{0, 2}, {1}}, Recompute::kNone);
+
+    ParameterStore params = ParameterStore::create(c, core::DType::kF32);
+    params.init(testing::kGoldenSeed);
+    LlamaModel model(c, params, {Recompute::kNone, 4});
+    int64_t targets = 0;
+    for (const auto& s : seqs) targets += int64_t(s.size()) - 1;
+    for (Parameter& p : params.all()) {
+      float* g = p.grad.data<float>();
+      for (int64_t i = 0; i < p.grad.numel(); ++i) g[i] = std::numeric_limits<float>::quiet_NaN();
+    }
+    params.defer_zero_grads();
+    double loss = model.forward_backward(pack_sequences(Seqs{seqs[0], seqs[2]}), targets).value();
+    loss += model.forward_backward(pack_sequences(Seqs{}), targets).value();  // writes nothing
+    loss += model.forward_backward(pack_sequences(Seqs{seqs[1]}), targets).value();
+    params.finish_deferred_zero();
+    EXPECT_EQ(loss, zeroed.loss);
+    for (size_t i = 0; i < zeroed.grads.size(); ++i) {
+      EXPECT_FALSE(params.at(i).grad_unwritten);
+      for (int64_t j = 0; j < zeroed.grads[i].numel(); ++j) {
+        ASSERT_EQ(element(params.at(i).grad, j), element(zeroed.grads[i], j))
+            << params.at(i).name << " " << j;
+      }
+    }
+  }
+}
+
 TEST(LlamaModel, FullRecomputationGivesIdenticalResults) {
   LlamaConfig c = testing::golden_config();
   auto seqs = testing::golden_sequences(c.vocab_size);

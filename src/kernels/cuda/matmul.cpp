@@ -125,7 +125,8 @@ void matmul_fwd_add(const core::Tensor& x, const core::Tensor& w, const core::Te
 }
 
 void matmul_bwd(const core::Tensor& dy, const core::Tensor& x, const core::Tensor& w,
-                core::Tensor& dx, core::Tensor& dw, cudaStream_t stream, InputGrad input_grad) {
+                core::Tensor& dx, core::Tensor& dw, cudaStream_t stream, InputGrad input_grad,
+                WeightGrad weight_grad) {
   const bool accumulate_dx = input_grad == InputGrad::kAccumulate;
   HYD_CHECK(x.dim() == 2 && w.dim() == 2 && x.size(1) == w.size(1),
             "matmul_bwd: x (N, K) and w (M, K) expected, got {} and {}", x.describe(), w.describe());
@@ -149,11 +150,15 @@ void matmul_bwd(const core::Tensor& dy, const core::Tensor& x, const core::Tenso
       }
     }
   }
-  if (N == 0 || M == 0 || K == 0) return;
-  // dwᵀ (K, M) += xᵀ (K, N) · dy (N, M; dy row-major is column-major (M, N), transposed).
+  const bool write_dw = weight_grad == WeightGrad::kWrite;
+  if (N == 0 || M == 0 || K == 0) {
+    if (write_dw) HYD_CUDA_CHECK(cudaMemsetAsync(dw.raw_data(), 0, dw.nbytes(), stream));
+    return;
+  }
+  // dwᵀ (K, M) (+)= xᵀ (K, N) · dy (N, M; dy row-major is column-major (M, N), transposed).
   cudaDataType_t dw_type = dw.dtype() == core::DType::kF32 ? CUDA_R_32F : CUDA_R_16BF;
   gemm(CUBLAS_OP_N, CUBLAS_OP_T, K, M, N, x.raw_data(), K, dy.raw_data(), M, dw.raw_data(), K,
-       dw_type, 1.f, stream);
+       dw_type, write_dw ? 0.f : 1.f, stream);
 }
 
 }  // namespace hydraulis::cuda

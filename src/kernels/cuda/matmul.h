@@ -21,10 +21,15 @@ void matmul_fwd_add(const core::Tensor& x, const core::Tensor& w, const core::Te
 // What matmul_bwd does with dx: overwrite it, or add to it (the GEMM's beta = 1).
 enum class InputGrad { kWrite, kAccumulate };
 
+// What matmul_bwd does with dw: add to it (micro-batches accumulate), or overwrite it (the first
+// writer of a step whose zeroing was deferred: the GEMM's beta = 0, no memset needed).
+enum class WeightGrad { kAccumulate, kWrite };
+
 // dx (N, K) bf16 = dy·W, or += with InputGrad::kAccumulate (skipped when dx is undefined);
-// dw (M, K) f32 or bf16 += dyᵀ·x.
+// dw (M, K) f32 or bf16 += dyᵀ·x, or = with WeightGrad::kWrite (zeros when N = 0).
 void matmul_bwd(const core::Tensor& dy, const core::Tensor& x, const core::Tensor& w,
                 core::Tensor& dx, core::Tensor& dw, cudaStream_t stream,
-                InputGrad input_grad = InputGrad::kWrite);
+                InputGrad input_grad = InputGrad::kWrite,
+                WeightGrad weight_grad = WeightGrad::kAccumulate);
 
 }  // namespace hydraulis::cuda
