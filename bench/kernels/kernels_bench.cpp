@@ -242,6 +242,11 @@ void bench_elementwise(int reps) {
     hyd::cuda::cross_entropy_bwd(logits, targets, lse, -100, kT, dlogits, g_stream);
   }, reps);
   expect_finite(dlogits, "dlogits");
+  record("cross_entropy_fused", cs, 0, 2 * tv * 2, [&] {  // one pass: read once, write once
+    hyd::cuda::cross_entropy_fwd_bwd(logits, targets, -100, kT, losses, lse, loss, dlogits,
+                                     g_stream);
+  }, reps);
+  expect_finite(dlogits, "fused dlogits");
 
   const int64_t n = int64_t(1) << 27;  // 134M parameters
   Tensor p = random_dev({n}, DType::kF32, -1, 1, 16), g = random_dev({n}, DType::kF32, -0.01f, 0.01f, 17);  // f32 as the trainer's

@@ -35,6 +35,14 @@ void Ops::matmul_bwd_write_dw(const core::Tensor& dy, const core::Tensor& x,
   matmul_bwd(dy, x, w, dx, dw);
 }
 
+void Ops::cross_entropy_fwd_bwd(const core::Tensor& logits, const core::Tensor& targets,
+                                int32_t ignore_index, int64_t global_token_count,
+                                core::Tensor& losses, core::Tensor& lse, core::Tensor& loss,
+                                core::Tensor& dlogits) const {
+  cross_entropy_fwd(logits, targets, ignore_index, global_token_count, losses, lse, loss);
+  cross_entropy_bwd(logits, targets, lse, ignore_index, global_token_count, dlogits);
+}
+
 void Ops::rms_norm_bwd_add(const core::Tensor& dy, const core::Tensor& x,
                            const core::Tensor& weight, const core::Tensor& rstd,
                            const core::Tensor& residual, core::Tensor& dx,

@@ -345,6 +345,13 @@ class CudaOps final : public Ops {
     cuda::cross_entropy_bwd(logits, targets, lse, ignore_index, global_token_count, dlogits,
                             stream_);
   }
+  void cross_entropy_fwd_bwd(const Tensor& logits, const Tensor& targets, int32_t ignore_index,
+                             int64_t global_token_count, Tensor& losses, Tensor& lse, Tensor& loss,
+                             Tensor& dlogits) const override {
+    Scope scope(*this, "cross_entropy_fwd_bwd");
+    cuda::cross_entropy_fwd_bwd(logits, targets, ignore_index, global_token_count, losses, lse,
+                                loss, dlogits, stream_);
+  }
   void add(const Tensor& a, const Tensor& b, Tensor& y) const override {
     Scope scope(*this, "add");
     cuda::add(a, b, y, stream_);

@@ -298,8 +298,15 @@ double LlamaModel::head(const Tensor& x, const MicroBatch& batch, int64_t global
     Tensor lse = lse_buffer.narrow_rows(0, t1 - t0);         // (n)
     Tensor chunk_loss = chunk_losses.narrow_rows(c, c + 1);  // (1)
     ops.matmul_fwd(xc, lm_head.weight(), logits);
-    ops.cross_entropy_fwd(logits, targets, cpu::kIgnoreIndex, global_target_count, losses, lse,
-                          chunk_loss);
+    // The training pass of an unsharded vocabulary: loss and dlogits (in place) in one op.
+    const bool fused = pass == Pass::kWithGrad && !vocab_parallel;
+    if (fused) {
+      ops.cross_entropy_fwd_bwd(logits, targets, cpu::kIgnoreIndex, global_target_count, losses,
+                                lse, chunk_loss, logits);
+    } else {
+      ops.cross_entropy_fwd(logits, targets, cpu::kIgnoreIndex, global_target_count, losses, lse,
+                            chunk_loss);
+    }
     if (vocab_parallel) {
       Tensor global_lse;  // (n)
       vocab_parallel_loss += combine_vocab_shards(batch.host_targets.narrow_rows(t0, t1), losses,
@@ -316,8 +323,10 @@ double LlamaModel::head(const Tensor& x, const MicroBatch& batch, int64_t global
       }
     }
     if (pass == Pass::kWithGrad) {
-      ops.cross_entropy_bwd(logits, targets, lse, cpu::kIgnoreIndex, global_target_count,
-                            logits);         // in place: logits now hold dlogits (n, V)
+      if (!fused) {
+        ops.cross_entropy_bwd(logits, targets, lse, cpu::kIgnoreIndex, global_target_count,
+                              logits);  // in place: logits now hold dlogits (n, V)
+      }
       Tensor dxc = dxf.narrow_rows(t0, t1);  // (n, C)
       matmul_bwd_to_grad(ops, logits, xc, lm_head.weight(), dxc, lm_head.grad, {&lm_head});
     }

@@ -148,6 +148,12 @@ class Ops {
   virtual void cross_entropy_bwd(const core::Tensor& logits, const core::Tensor& targets,
                                  const core::Tensor& lse, int32_t ignore_index,
                                  int64_t global_token_count, core::Tensor& dlogits) const = 0;
+  // cross_entropy_fwd, then cross_entropy_bwd from its lse (dlogits may alias logits): the
+  // training head's pair. The default runs the two ops; CUDA fuses them into one pass per row.
+  virtual void cross_entropy_fwd_bwd(const core::Tensor& logits, const core::Tensor& targets,
+                                     int32_t ignore_index, int64_t global_token_count,
+                                     core::Tensor& losses, core::Tensor& lse, core::Tensor& loss,
+                                     core::Tensor& dlogits) const;
   // dst's block (=|+=) src's block, both f32 2-D views (kernels/cpu/block_copy.h): the reshard
   // executor's pack and unpack.
   virtual void copy_block(const core::Tensor& src, core::Tensor& dst, const cpu::Block2d& block,

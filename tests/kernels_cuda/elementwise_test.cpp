@@ -265,6 +265,17 @@ TEST_P(CrossEntropyTest, LossLseAndInPlaceGradMatchCpu) {
   cross_entropy_bwd(ld, td, lse, cpu::kIgnoreIndex, count, ld, stream_);  // in place
   // dlogits are O(1/count): compare element-wise at bf16 resolution of that scale.
   testing::expect_near_each(to_host_f32(ld, stream_), dl_ref, 1e-9, 2 * kBf16Eps, "dlogits");
+
+  // Both in one pass, in place (the training head's form).
+  Tensor fused = dev_bf16(logits, stream_);
+  Tensor losses2 = empty_dev({T}, DType::kF32), lse2 = empty_dev({T}, DType::kF32);
+  Tensor loss2 = empty_dev({1}, DType::kF32);
+  cross_entropy_fwd_bwd(fused, td, cpu::kIgnoreIndex, count, losses2, lse2, loss2, fused, stream_);
+  testing::expect_near_each(to_host(lse2, stream_), lse_ref, 1e-4, 1e-5, "fused lse");
+  testing::expect_near_each(to_host(losses2, stream_), losses_ref, 1e-4, 1e-5, "fused losses");
+  testing::expect_near_each(to_host(loss2, stream_), loss_ref, 1e-6, 1e-5, "fused loss");
+  testing::expect_near_each(to_host_f32(fused, stream_), dl_ref, 1e-9, 2 * kBf16Eps,
+                            "fused dlogits");
 }
 INSTANTIATE_TEST_SUITE_P(VectorAndScalar, CrossEntropyTest, ::testing::Values(50304, 1001));
 

@@ -24,4 +24,11 @@ void cross_entropy_bwd(const core::Tensor& logits, const core::Tensor& targets,
                        const core::Tensor& lse, int32_t ignore_index, int64_t global_token_count,
                        core::Tensor& dlogits, cudaStream_t stream);
 
+// Both in one pass per row (what a training step's head needs): losses, lse, loss as the
+// forward, and dlogits as the backward from that lse; dlogits may alias logits.
+void cross_entropy_fwd_bwd(const core::Tensor& logits, const core::Tensor& targets,
+                           int32_t ignore_index, int64_t global_token_count, core::Tensor& losses,
+                           core::Tensor& lse, core::Tensor& loss, core::Tensor& dlogits,
+                           cudaStream_t stream);
+
 }  // namespace hydraulis::cuda
