@@ -235,6 +235,11 @@ bool ParameterStore::fused_qkv(int64_t i, core::Tensor& weight, core::Tensor& gr
     w += p.compute.nbytes();
     g += p.grad.nbytes();
   }
+  // ... and together exactly the fused rows.
+  if (w != static_cast<const char*>(f.weight.raw_data()) + f.weight.nbytes() ||
+      g != static_cast<const char*>(f.grad.raw_data()) + f.grad.nbytes()) {
+    return false;
+  }
   weight = f.weight;
   grad = f.grad;
   return true;

@@ -32,10 +32,12 @@ Tensor empty_dev(const core::Shape& shape, DType dtype) {
   return Tensor::empty(shape, dtype, core::Device::kCuda);
 }
 
-class RmsNormTest : public CudaTest, public ::testing::WithParamInterface<int> {};
+class RmsNormTest : public CudaTest, public ::testing::WithParamInterface<std::pair<int, int>> {};
 
+// (T, C): T = 2000 gives 63 chunks of 32 rows (the reduction's lanes take two each); C = 8200 takes
+// the two-kernel vector path (C > 8192), 1003 the scalar one.
 TEST_P(RmsNormTest, ForwardAndBackwardMatchCpu) {
-  const int T = 37, C = GetParam();
+  const auto [T, C] = GetParam();
   Tensor x = random_bf16_values({T, C}, rng_, -2, 2);
   Tensor w = random_bf16_values({C}, rng_, 0.5, 1.5);
   Tensor dy = random_bf16_values({T, C}, rng_);
@@ -72,7 +74,10 @@ TEST_P(RmsNormTest, ForwardAndBackwardMatchCpu) {
   rms_norm_fwd(xd, wd, 1e-5, xd, rstd, stream_);
   expect_close(to_host_f32(xd, stream_), y_ref, kBf16Eps, "y in place");
 }
-INSTANTIATE_TEST_SUITE_P(VectorAndScalar, RmsNormTest, ::testing::Values(1000, 1003, 4096));
+INSTANTIATE_TEST_SUITE_P(VectorAndScalar, RmsNormTest,
+                         ::testing::Values(std::pair{37, 1000}, std::pair{37, 1003},
+                                           std::pair{37, 4096}, std::pair{2000, 512},
+                                           std::pair{45, 8200}));
 
 TEST_F(CudaTest, RopeMatchesCpuWithRestartingPositions) {
   for (int D : {64, 6}) {

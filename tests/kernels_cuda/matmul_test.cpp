@@ -3,6 +3,8 @@
 // shapes.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include <tuple>
 
 #include "cuda_test_util.h"
@@ -67,6 +69,35 @@ TEST_P(MatmulTest, ForwardAndBackwardMatchCpu) {
   Tensor dwd = to_device_as(dw_init, DType::kF32, stream_);
   matmul_bwd(dyd, xd, wd, no_dx, dwd, stream_);
   expect_close(to_host(dwd, stream_), dw_ref, 1e-5, "dw without dx");
+
+  // WeightGrad::kWrite: dw = dyᵀ·x over NaN garbage (beta = 0 never reads it).
+  Tensor dw_only = Tensor::zeros({M, K}, DType::kF32);
+  cpu::matmul_bwd(dy, x, w, dx_ref, dw_only);
+  Tensor garbage = Tensor::empty({M, K}, DType::kF32);
+  for (int64_t i = 0; i < garbage.numel(); ++i) garbage.data<float>()[i] = std::nanf("");
+  Tensor dw_write = to_device(garbage, stream_);
+  Tensor dx_write = Tensor::empty({N, K}, DType::kBF16, core::Device::kCuda);
+  matmul_bwd(dyd, xd, wd, dx_write, dw_write, stream_, InputGrad::kWrite, WeightGrad::kWrite);
+  expect_close(to_host(dw_write, stream_), dw_only, 1e-5, "dw written");
+  expect_close(to_host_f32(dx_write, stream_), dx_ref, kBf16Eps, "dx (dw written)");
+}
+
+// No positions (N = 0): a written weight gradient is all zeros, an accumulated one unchanged.
+TEST_F(CudaTest, MatmulBackwardOverNoPositions) {
+  const int K = 24, M = 40;
+  Tensor w = to_device_as(testing::random_bf16_values({M, K}, rng_), DType::kBF16, stream_);
+  Tensor x = Tensor::empty({0, K}, DType::kBF16, core::Device::kCuda);
+  Tensor dy = Tensor::empty({0, M}, DType::kBF16, core::Device::kCuda);
+  Tensor dx = Tensor::empty({0, K}, DType::kBF16, core::Device::kCuda);
+  Tensor init = testing::random_bf16_values({M, K}, rng_);
+  Tensor garbage = Tensor::empty({M, K}, DType::kF32);
+  for (int64_t i = 0; i < garbage.numel(); ++i) garbage.data<float>()[i] = std::nanf("");
+  Tensor dw = to_device(garbage, stream_);
+  matmul_bwd(dy, x, w, dx, dw, stream_, InputGrad::kWrite, WeightGrad::kWrite);
+  expect_close(to_host(dw, stream_), Tensor::zeros({M, K}, DType::kF32), 0.0, "dw written, N = 0");
+  Tensor acc = to_device(init, stream_);
+  matmul_bwd(dy, x, w, dx, acc, stream_);
+  expect_close(to_host(acc, stream_), init, 0.0, "dw accumulated, N = 0");
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, MatmulTest,

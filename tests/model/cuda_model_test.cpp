@@ -137,6 +137,42 @@ TEST(CudaModel, LongerPackedBatchMatchesCpuTwin) {
   ::testing::Test::RecordProperty("grad_worst_rel_err", std::to_string(worst));
 }
 
+// The GPU store lays q/k/v out fused, and deferred zeroing over NaN-poisoned gradients (each
+// first write overwrites: the fused q/k/v GEMM, the other GEMMs with beta = 0, the norms and the
+// embedding cleared first) gives the gradients of zeroing, over two micro-batches and an empty one.
+TEST(CudaModel, DeferredZeroingOverPoisonedGradientsEqualsZeroing) {
+  auto ops = cuda_or_skip();
+  if (!ops) GTEST_SKIP() << "no CUDA device";
+  D64 d;
+  ParameterStore params = d.params(ops);
+  Tensor w, dw;
+  for (int64_t l = 0; l < params.num_layers(); ++l) {
+    ASSERT_TRUE(params.fused_qkv(l, w, dw)) << "layer " << l;
+    EXPECT_EQ(w.size(0), d.config.q_width() + 2 * d.config.kv_width());
+  }
+  LlamaModel model(d.config, params);
+  d.loss_and_grads(params, model);
+  std::vector<Tensor> zeroed;
+  for (const Parameter& p : params.all()) zeroed.push_back(ops->to_host(p.grad));
+
+  for (Parameter& p : params.all()) {
+    Tensor nan = Tensor::empty(p.grad.shape(), core::DType::kF32);
+    for (int64_t i = 0; i < nan.numel(); ++i) nan.data<float>()[i] = std::nanf("");
+    Tensor column = p.grad.reshape({nan.numel(), 1});  // the gradient's memory, overwritten
+    ops->copy_block(ops->upload(nan).reshape({nan.numel(), 1}), column,
+                    {0, 0, 0, 0, nan.numel(), 1}, cpu::BlockCopy::kAssign);
+  }
+  params.defer_zero_grads();
+  for (const auto& mb : d.micro_batches) model.forward_backward(mb, d.targets).value();
+  model.forward_backward(pack_sequences(Seqs{}), d.targets).value();  // writes nothing
+  params.finish_deferred_zero();
+  for (size_t i = 0; i < zeroed.size(); ++i) {
+    // cuDNN sums dQ with atomics: equal to rounding, not bit for bit.
+    testing::expect_close(ops->to_host(params.at(i).grad), zeroed[i], 1e-3,
+                          "deferred grad of " + params.at(i).name);
+  }
+}
+
 TEST(CudaModel, UnsupportedHeadDimIsAClearError) {
   auto ops = cuda_or_skip();
   if (!ops) GTEST_SKIP() << "no CUDA device";

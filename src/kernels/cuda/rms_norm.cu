@@ -131,7 +131,7 @@ __global__ void rms_norm_bwd_dw_partial_kernel(const bf16* __restrict__ dy,
 // dy·x·rstd to its columns' partial in registers; partial[chunk, c] at the end. dy and x are
 // read once (the two-kernel path reads them twice).
 constexpr int kFusedRows = 32;
-__global__ void rms_norm_bwd_fused_kernel(const bf16* __restrict__ dy, const bf16* __restrict__ x,
+__global__ void __launch_bounds__(1024) rms_norm_bwd_fused_kernel(const bf16* __restrict__ dy, const bf16* __restrict__ x,
                                           const bf16* __restrict__ w,
                                           const float* __restrict__ rstd,
                                           const bf16* __restrict__ residual, bf16* __restrict__ dx,
