@@ -202,14 +202,12 @@ void layer_bwd(const LlamaConfig& c, ParameterStore& params, int64_t layer, Laye
 
   // MLP branch: y = h + down(swiglu(gate_up(n2))).
   Tensor dact = ops.empty({T, F}, dt);  // (T, F)
-  matmul_bwd_to_grad(ops, dy, a.act, P.at(ids.down_proj).weight(), dact, P.at(ids.down_proj).grad,
-                     {&P.at(ids.down_proj)});
+  matmul_bwd_to_grad(ops, dy, a.act, dact, P.at(ids.down_proj));
   Tensor dgate_up = ops.empty({T, 2 * F}, dt);  // (T, 2F)
   ops.swiglu_bwd(dact, a.gate_up, dgate_up);
   dact = Tensor();
   Tensor dxn2 = ops.empty({T, C}, dt);  // (T, C)
-  matmul_bwd_to_grad(ops, dgate_up, a.xn2, P.at(ids.gate_up_proj).weight(), dxn2,
-                     P.at(ids.gate_up_proj).grad, {&P.at(ids.gate_up_proj)});
+  matmul_bwd_to_grad(ops, dgate_up, a.xn2, dxn2, P.at(ids.gate_up_proj));
   dgate_up = Tensor();
   coll.tp_all_reduce(dxn2);  // column-parallel gate_up: partial input gradients
   Tensor dh = ops.empty({T, C}, dt);  // (T, C)
@@ -218,8 +216,7 @@ void layer_bwd(const LlamaConfig& c, ParameterStore& params, int64_t layer, Laye
 
   // Attention branch: h = x + o(attention(q, k, v)).
   Tensor dattn = ops.empty({T, H * D}, dt);  // (T, H·D)
-  matmul_bwd_to_grad(ops, dh, a.attn.reshape({T, H * D}), P.at(ids.o_proj).weight(), dattn,
-                     P.at(ids.o_proj).grad, {&P.at(ids.o_proj)});
+  matmul_bwd_to_grad(ops, dh, a.attn.reshape({T, H * D}), dattn, P.at(ids.o_proj));
   Tensor dq = ops.empty({T, H, D}, dt);  // (T, H, D)
   Tensor dk, dv;                         // (T, Hkv, D)
   if (batch.context_parallel()) {
@@ -249,8 +246,7 @@ void layer_bwd(const LlamaConfig& c, ParameterStore& params, int64_t layer, Laye
   } else {
     rope_backward(ops, batch, c.rope_theta, dq);
     rope_backward(ops, batch, c.rope_theta, dk);
-    matmul_bwd_to_grad(ops, dq.reshape({T, H * D}), a.xn1, P.at(ids.q_proj).weight(), dxn1,
-                       P.at(ids.q_proj).grad, {&P.at(ids.q_proj)});
+    matmul_bwd_to_grad(ops, dq.reshape({T, H * D}), a.xn1, dxn1, P.at(ids.q_proj));
     ops.matmul_bwd_accumulate(dk.reshape({T, Hkv * D}), a.xn1, P.at(ids.k_proj).weight(), dxn1,
                               grad_to_accumulate(ops, P.at(ids.k_proj)));
     ops.matmul_bwd_accumulate(dv.reshape({T, Hkv * D}), a.xn1, P.at(ids.v_proj).weight(), dxn1,

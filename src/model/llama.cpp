@@ -328,7 +328,7 @@ double LlamaModel::head(const Tensor& x, const MicroBatch& batch, int64_t global
                               logits);  // in place: logits now hold dlogits (n, V)
       }
       Tensor dxc = dxf.narrow_rows(t0, t1);  // (n, C)
-      matmul_bwd_to_grad(ops, logits, xc, lm_head.weight(), dxc, lm_head.grad, {&lm_head});
+      matmul_bwd_to_grad(ops, logits, xc, dxc, lm_head);
     }
   }
   if (pass == Pass::kWithGrad) {

@@ -279,6 +279,11 @@ void matmul_bwd_to_grad(const Ops& ops, const core::Tensor& dy, const core::Tens
   for (Parameter* p : owners) p->grad_unwritten = false;
 }
 
+void matmul_bwd_to_grad(const Ops& ops, const core::Tensor& dy, const core::Tensor& x,
+                        core::Tensor& dx, Parameter& p) {
+  matmul_bwd_to_grad(ops, dy, x, p.weight(), dx, p.grad, {&p});
+}
+
 core::Tensor& grad_to_accumulate(const Ops& ops, Parameter& p) {
   if (p.grad_unwritten) ops.fill_zero(p.grad);
   p.grad_unwritten = false;

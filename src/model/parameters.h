@@ -155,6 +155,9 @@ class ParameterStore {
 void matmul_bwd_to_grad(const Ops& ops, const core::Tensor& dy, const core::Tensor& x,
                         const core::Tensor& w, core::Tensor& dx, core::Tensor& dw,
                         std::initializer_list<Parameter*> owners);
+// The same for one parameter's GEMM: w = p.weight(), dw = p.grad.
+void matmul_bwd_to_grad(const Ops& ops, const core::Tensor& dy, const core::Tensor& x,
+                        core::Tensor& dx, Parameter& p);
 // p's gradient, ready to be added to: zeroed first where its zeroing was deferred.
 core::Tensor& grad_to_accumulate(const Ops& ops, Parameter& p);
 

@@ -25,13 +25,9 @@ __device__ __forceinline__ void adamw_element(float gi, float& pi, float& mi, fl
   pi -= s.step_size * mi / (sqrtf(vi) / s.bc2_sqrt + s.eps);
 }
 
-// Streaming (evict-first) 16-byte accesses: every byte is touched once per step.
 __device__ __forceinline__ void load4(const float* g, float out[4]) {
-  const float4 v = __ldcs(reinterpret_cast<const float4*>(g));
+  const float4 v = *reinterpret_cast<const float4*>(g);
   out[0] = v.x, out[1] = v.y, out[2] = v.z, out[3] = v.w;
-}
-__device__ __forceinline__ void store4(float* p, const float v[4]) {
-  __stcs(reinterpret_cast<float4*>(p), make_float4(v[0], v[1], v[2], v[3]));
 }
 __device__ __forceinline__ void load4(const bf16* g, float out[4]) {
   const uint2 raw = *reinterpret_cast<const uint2*>(g);
@@ -49,35 +45,24 @@ __global__ void adamw_kernel(float* __restrict__ p, const G* __restrict__ g, flo
   const int64_t stride = int64_t(gridDim.x) * blockDim.x;
   int64_t done = 0;
   if constexpr (kVec) {
-    // Two 4-element groups per iteration (j and j + stride), all eight loads issued first.
     const int64_t n4 = n / 4;
-    for (int64_t j0 = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; j0 < n4; j0 += 2 * stride) {
-      float gv[2][4], pv[2][4], mv[2][4], vv[2][4];
-      const bool second = j0 + stride < n4;
+    for (int64_t j = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; j < n4; j += stride) {
+      const int64_t i = 4 * j;
+      float gv[4], pv[4], mv[4], vv[4];
+      load4(g + i, gv);
+      load4(p + i, pv);
+      load4(m + i, mv);
+      load4(v + i, vv);
 #pragma unroll
-      for (int u = 0; u < 2; ++u) {
-        if (u == 1 && !second) break;
-        const int64_t i = 4 * (j0 + u * stride);
-        load4(g + i, gv[u]);
-        load4(p + i, pv[u]);
-        load4(m + i, mv[u]);
-        load4(v + i, vv[u]);
-      }
+      for (int k = 0; k < 4; ++k) adamw_element(gv[k], pv[k], mv[k], vv[k], s);
+      *reinterpret_cast<float4*>(p + i) = make_float4(pv[0], pv[1], pv[2], pv[3]);
+      *reinterpret_cast<float4*>(m + i) = make_float4(mv[0], mv[1], mv[2], mv[3]);
+      *reinterpret_cast<float4*>(v + i) = make_float4(vv[0], vv[1], vv[2], vv[3]);
+      if (p_bf16 != nullptr) {
+        bf16 b[4];
 #pragma unroll
-      for (int u = 0; u < 2; ++u) {
-        if (u == 1 && !second) break;
-        const int64_t i = 4 * (j0 + u * stride);
-#pragma unroll
-        for (int k = 0; k < 4; ++k) adamw_element(gv[u][k], pv[u][k], mv[u][k], vv[u][k], s);
-        store4(p + i, pv[u]);
-        store4(m + i, mv[u]);
-        store4(v + i, vv[u]);
-        if (p_bf16 != nullptr) {
-          bf16 b[4];
-#pragma unroll
-          for (int k = 0; k < 4; ++k) b[k] = __float2bfloat16_rn(pv[u][k]);
-          __stcs(reinterpret_cast<uint2*>(p_bf16 + i), *reinterpret_cast<const uint2*>(b));
-        }
+        for (int k = 0; k < 4; ++k) b[k] = __float2bfloat16_rn(pv[k]);
+        *reinterpret_cast<uint2*>(p_bf16 + i) = *reinterpret_cast<const uint2*>(b);
       }
     }
     done = 4 * n4;
@@ -92,23 +77,12 @@ __global__ void adamw_kernel(float* __restrict__ p, const G* __restrict__ g, flo
   }
 }
 
-// kVec (f32, 16-byte aligned): 4 elements per 16-byte load, then the n % 4 tail one by one.
-template <typename G, bool kVec>
+template <typename G>
 __global__ void sq_sum_partial_kernel(const G* __restrict__ g, int64_t n, double* __restrict__ out) {
   __shared__ float scratch[32];
-  const int64_t stride = int64_t(gridDim.x) * blockDim.x;
   float acc = 0.f;
-  int64_t done = 0;
-  if constexpr (kVec) {
-    const int64_t n4 = n / 4;
-    for (int64_t j = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; j < n4; j += stride) {
-      float x[4];
-      load4(g + 4 * j, x);
-      acc += x[0] * x[0] + x[1] * x[1] + x[2] * x[2] + x[3] * x[3];
-    }
-    done = 4 * n4;
-  }
-  for (int64_t i = done + blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += stride) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x) {
     float x = to_float(g[i]);
     acc += x * x;
   }
@@ -152,14 +126,9 @@ void launch_adamw(float* p, const void* g, bool grad_is_bf16, float* m, float* v
 
 void launch_sq_sum_partial(const void* g, bool is_bf16, int64_t n, double* out, cudaStream_t stream) {
   if (is_bf16) {
-    sq_sum_partial_kernel<bf16, false>
-        <<<kAdamNormBlocks, kNormThreads, 0, stream>>>(static_cast<const bf16*>(g), n, out);
-  } else if (reinterpret_cast<uintptr_t>(g) % 16 == 0) {
-    sq_sum_partial_kernel<float, true>
-        <<<kAdamNormBlocks, kNormThreads, 0, stream>>>(static_cast<const float*>(g), n, out);
+    sq_sum_partial_kernel<<<kAdamNormBlocks, kNormThreads, 0, stream>>>(static_cast<const bf16*>(g), n, out);
   } else {
-    sq_sum_partial_kernel<float, false>
-        <<<kAdamNormBlocks, kNormThreads, 0, stream>>>(static_cast<const float*>(g), n, out);
+    sq_sum_partial_kernel<<<kAdamNormBlocks, kNormThreads, 0, stream>>>(static_cast<const float*>(g), n, out);
   }
   HYD_CUDA_LAUNCH_CHECK();
 }
