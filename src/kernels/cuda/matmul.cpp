@@ -5,6 +5,8 @@
 
 #include <cublasLt.h>
 
+#include <algorithm>
+#include <cstdlib>
 #include <map>
 #include <tuple>
 
@@ -40,6 +42,23 @@ LtContext& context() {
   return *ctx;
 }
 
+// HYD_GEMM_CANDIDATE=i (0-7, default 0) plans every GEMM with the heuristic's i-th candidate
+// (the last one offered when there are fewer): a measurement knob. Candidates that are faster
+// alone at the power cap (bench/kernels/power_probe.cu) were measured not to be in the training
+// step (bench/train/README.md), so the first is the default.
+constexpr int kMaxCandidate = 7;
+
+int heuristic_candidate() {
+  const char* env = std::getenv("HYD_GEMM_CANDIDATE");
+  if (env == nullptr || *env == '\0') return 0;
+  char* end = nullptr;
+  const long value = std::strtol(env, &end, 10);
+  HYD_CHECK(*end == '\0' && value >= 0 && value <= kMaxCandidate,
+            "HYD_GEMM_CANDIDATE={} is not an integer in [0, {}] (unset it for the heuristic's "
+            "first choice)", env, kMaxCandidate);
+  return int(value);
+}
+
 cublasLtMatrixLayout_t make_layout(cudaDataType_t type, int64_t rows, int64_t cols, int64_t ld) {
   cublasLtMatrixLayout_t layout = nullptr;
   HYD_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&layout, type, uint64_t(rows), uint64_t(cols), ld));
@@ -67,14 +86,15 @@ void gemm(cublasOperation_t ta, cublasOperation_t tb, int64_t m, int64_t n, int6
     size_t ws = kWorkspaceBytes;
     HYD_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(
         pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)));
-    cublasLtMatmulHeuristicResult_t result{};
+    static const int candidate = heuristic_candidate();
+    cublasLtMatmulHeuristicResult_t results[kMaxCandidate + 1]{};
     int found = 0;
     HYD_CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(ctx.handle, plan.desc, plan.a, plan.b, plan.c,
-                                                    plan.c, pref, 1, &result, &found));
+                                                    plan.c, pref, candidate + 1, results, &found));
     HYD_CUBLAS_CHECK(cublasLtMatmulPreferenceDestroy(pref));
     HYD_CHECK(found > 0, "cuBLASLt has no algorithm for m={} n={} k={} (ta={}, tb={})", m, n, k,
               int(ta), int(tb));
-    plan.algo = result.algo;
+    plan.algo = results[std::min(candidate, found - 1)].algo;
     it = ctx.plans.emplace(key, plan).first;
   }
   const GemmPlan& plan = it->second;
