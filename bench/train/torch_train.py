@@ -24,6 +24,7 @@ of CUDA-event-timed optimizer steps after warm-up; FLOPs are ours (docs/training
   [--torch-from earlier_train_bench.json: reuse its PyTorch numbers, measure nothing]
 """
 import argparse
+import ctypes
 import inspect
 import json
 import math
@@ -211,6 +212,42 @@ def compiled_fns():
     return COMPILED_FNS
 
 
+# ---------------------------------------------------------------- board energy
+class EnergyCounter:
+    """The board's energy counter through NVML (ctypes, as train_bench reads it); joules() is
+    None where the driver library or the counter is missing."""
+
+    def __init__(self):
+        self.nvml, self.device = None, ctypes.c_void_p()
+        try:
+            nvml = ctypes.CDLL("libnvidia-ml.so.1")
+            if nvml.nvmlInit_v2() != 0:
+                return
+            props = torch.cuda.get_device_properties(torch.cuda.current_device())
+            bus = getattr(props, "pci_bus_id", None)  # as train_bench: the GPU by PCI bus id
+            found = bus is not None and nvml.nvmlDeviceGetHandleByPciBusId_v2(
+                str(bus).encode(), ctypes.byref(self.device)) == 0
+            if not found and torch.cuda.device_count() == 1:  # one GPU: NVML's index 0
+                found = nvml.nvmlDeviceGetHandleByIndex_v2(0, ctypes.byref(self.device)) == 0
+            if found:
+                self.nvml = nvml
+                if self.joules() is None:
+                    self.nvml = None
+        except (OSError, AttributeError):
+            self.nvml = None
+
+    def joules(self):
+        if self.nvml is None:
+            return None
+        mj = ctypes.c_ulonglong()
+        if self.nvml.nvmlDeviceGetTotalEnergyConsumption(self.device, ctypes.byref(mj)) != 0:
+            return None
+        return mj.value / 1e3
+
+
+ENERGY = None
+
+
 # ---------------------------------------------------------------- one case
 def time_variant(model, params0, ids, targets, batch, cos, sin, attention, fns, steps, warmup):
     with torch.no_grad():
@@ -236,6 +273,10 @@ def time_variant(model, params0, ids, targets, batch, cos, sin, attention, fns, 
     for _ in range(warmup - 1):
         step()
     torch.cuda.synchronize()
+    global ENERGY
+    if ENERGY is None:
+        ENERGY = EnergyCounter()
+    joules0, wall0 = ENERGY.joules(), time.time()
     times = []
     for _ in range(steps):
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
@@ -244,12 +285,17 @@ def time_variant(model, params0, ids, targets, batch, cos, sin, attention, fns, 
         end.record()
         end.synchronize()
         times.append(start.elapsed_time(end))
+    joules1, wall1 = ENERGY.joules(), time.time()
     times.sort()
     peak = torch.cuda.max_memory_allocated()
     opt.zero_grad(set_to_none=True)
     del opt
-    return {"step_ms": times[len(times) // 2], "peak_memory_bytes": peak, "first_loss": first,
-            "first_step_s": first_s}
+    r = {"step_ms": times[len(times) // 2], "peak_memory_bytes": peak, "first_loss": first,
+         "first_step_s": first_s}
+    if joules0 is not None and joules1 is not None:  # over the timed steps, as train_bench
+        r["joules_per_step"] = (joules1 - joules0) / steps
+        r["mean_power_w"] = (joules1 - joules0) / (wall1 - wall0)
+    return r
 
 
 def run_case(case, variants, attentions, steps, warmup):
@@ -292,6 +338,8 @@ def run_case(case, variants, attentions, steps, warmup):
         print(f"  {case['model']:6} {case['layout']:8} {name:18} "
               + (f"{out[name]['step_ms']:8.1f} ms  {out[name]['peak_memory_bytes'] / 2**30:5.1f} GiB"
                  f"  (first step {out[name]['first_step_s']:.1f} s)"
+                 + (f"  {out[name]['joules_per_step']:.1f} J/step, {out[name]['mean_power_w']:.0f} W"
+                    if "joules_per_step" in out[name] else "")
                  if "error" not in out[name] else out[name]["error"]), flush=True)
     del model, params0
     torch.cuda.empty_cache()
@@ -304,7 +352,8 @@ def derived(case, r, peak):
             "model_tflops_per_s": case["flops_per_step"] / s / 1e12,
             "mfu": case["flops_per_step"] / s / peak if peak else 0,
             "peak_memory_bytes": r["peak_memory_bytes"], "first_loss": r["first_loss"],
-            "first_step_s": r["first_step_s"]}
+            "first_step_s": r["first_step_s"],
+            **{k: r[k] for k in ("joules_per_step", "mean_power_w") if k in r}}
 
 
 def main():
@@ -344,7 +393,8 @@ def main():
             theirs = run_case(case, variants, attentions, args.steps, args.warmup)
         row = {k: case[k] for k in ("model", "layout", "tokens", "sequences", "flops_per_step")}
         row["ours"] = {k: case[k] for k in ("step_ms", "tokens_per_s", "model_tflops_per_s", "mfu",
-                                            "peak_memory_bytes")}
+                                            "peak_memory_bytes", "joules_per_step", "mean_power_w")
+                       if k in case}
         row["torch"] = {n: (derived(case, r, peak) if "error" not in r else r)
                         for n, r in theirs.items()}
         ok = {n: r for n, r in row["torch"].items() if "error" not in r}

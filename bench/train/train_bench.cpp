@@ -3,10 +3,14 @@
 // with the bf16 copy refreshed — timed as the wall time of the synchronised step (host
 // validation and upload included), after a validation (the initial loss must be ≈ its expected
 // value at init) and warm-up steps. Reports tokens/s, model TFLOP/s, MFU (model/flops.h over the
-// device's dense bf16 peak) and the allocator's peak memory as JSON with git hash and device name.
+// device's dense bf16 peak), the allocator's peak memory and, where NVML's counter is there, the
+// board's energy per step as JSON with git hash and device name.
 // The same cases run in PyTorch through torch_train.py (bench/train/run.sh). Docs:
 // docs/training.md.
 #include <CLI/CLI.hpp>
+#include <cuda_runtime.h>
+#include <dlfcn.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -25,6 +29,46 @@
 
 namespace hydraulis {
 namespace {
+
+// The board's energy counter through NVML (dlopen'ed: no build dependency; the few entry points
+// of its stable C ABI declared here). available() is false without the driver library or on a
+// GPU without the counter; the JSON then carries no energy figures.
+class EnergyCounter {
+ public:
+  EnergyCounter() {
+    lib_ = dlopen("libnvidia-ml.so.1", RTLD_NOW | RTLD_LOCAL);
+    if (lib_ == nullptr) return;
+    auto init = reinterpret_cast<int (*)()>(dlsym(lib_, "nvmlInit_v2"));
+    auto by_bus = reinterpret_cast<int (*)(const char*, void**)>(
+        dlsym(lib_, "nvmlDeviceGetHandleByPciBusId_v2"));
+    read_ = reinterpret_cast<int (*)(void*, unsigned long long*)>(
+        dlsym(lib_, "nvmlDeviceGetTotalEnergyConsumption"));
+    char bus[32] = {0};
+    int device = 0;
+    if (init == nullptr || by_bus == nullptr || read_ == nullptr || init() != 0 ||
+        cudaGetDevice(&device) != cudaSuccess ||
+        cudaDeviceGetPCIBusId(bus, sizeof(bus), device) != cudaSuccess ||
+        by_bus(bus, &device_) != 0) {
+      device_ = nullptr;
+      return;
+    }
+    unsigned long long mj = 0;
+    if (read_(device_, &mj) != 0) device_ = nullptr;
+  }
+  EnergyCounter(const EnergyCounter&) = delete;
+  EnergyCounter& operator=(const EnergyCounter&) = delete;
+  bool available() const { return device_ != nullptr; }
+  // Joules since the driver loaded.
+  double joules() const {
+    unsigned long long mj = 0;
+    return available() && read_(device_, &mj) == 0 ? double(mj) / 1e3 : 0.0;
+  }
+
+ private:
+  void* lib_ = nullptr;
+  void* device_ = nullptr;
+  int (*read_)(void*, unsigned long long*) = nullptr;
+};
 
 uint64_t mix64(uint64_t z) {
   z += 0x9e3779b97f4a7c15ull;
@@ -114,13 +158,19 @@ core::Json run_case(const std::shared_ptr<const model::Ops>& ops, const std::str
             "{} {}: initial loss {} is not ≈ ln V + σ²/2 = {}", model_name, layout, first_loss,
             expected);
   for (int i = 1; i < warmup; ++i) step();
+  static const EnergyCounter energy;
   std::vector<double> ms;
+  const double joules_before = energy.joules();
+  const auto timed_start = std::chrono::steady_clock::now();
   for (int i = 0; i < steps; ++i) {
     auto t0 = std::chrono::steady_clock::now();
     step();
     ms.push_back(
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   }
+  const double joules = energy.joules() - joules_before;
+  const double timed_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - timed_start).count();
   std::sort(ms.begin(), ms.end());
   const double median_ms = ms[ms.size() / 2];
   const double flops = model::training_flops(config, lengths);
@@ -139,6 +189,11 @@ core::Json run_case(const std::shared_ptr<const model::Ops>& ops, const std::str
       {"peak_memory_bytes", ops->peak_memory()},
       {"first_loss", first_loss},
       {"logits_chunk_tokens", logits_chunk}};
+  if (energy.available()) {  // the board's energy over the timed steps (NVML's counter)
+    r["joules_per_step"] = joules / steps;
+    r["mean_power_w"] = joules / timed_s;
+    r["tokens_per_joule"] = double(targets) * steps / joules;
+  }
   if (op_profile) {  // one more step with every op timed on the stream
     ops->set_op_profiling(true);
     auto t0 = std::chrono::steady_clock::now();
@@ -168,6 +223,10 @@ core::Json run_case(const std::shared_ptr<const model::Ops>& ops, const std::str
                model_name.c_str(), layout.c_str(), static_cast<long long>(targets), median_ms,
                double(targets) / (median_ms / 1e3), flops / (median_ms / 1e3) / 1e12,
                100 * double(r["mfu"]), double(ops->peak_memory()) / (1 << 30));
+  if (energy.available()) {
+    std::fprintf(stderr, "  energy: %.1f J per step, %.0f W mean over the timed steps\n",
+                 joules / steps, joules / timed_s);
+  }
   return r;
 }
 
