@@ -43,6 +43,19 @@ double mean(const Json& values) {
   return values.empty() ? 0 : sum / double(values.size());
 }
 
+// A panel with its title, y-axis label and (when min < max) a fixed y range.
+viz::Chart panel(const std::string& title, const std::string& y_label, double y_min = 0,
+                 double y_max = 0) {
+  viz::Chart c;
+  c.title = title;
+  c.y.label = y_label;
+  if (y_min < y_max) {
+    c.y.min = y_min;
+    c.y.max = y_max;
+  }
+  return c;
+}
+
 std::vector<const Json*> probes(const Json& doc, const std::string& kind) {
   std::vector<const Json*> out;
   for (const Json& p : doc.at("probes")) {
@@ -52,13 +65,9 @@ std::vector<const Json*> probes(const Json& doc, const std::string& kind) {
 }
 
 viz::Chart fill_chart(const Json& doc) {
-  viz::Chart c;
-  c.title = "gate_up GEMM sustained (m 22016, n 16384, k 4096)";
+  viz::Chart c = panel("gate_up GEMM sustained (m 22016, n 16384, k 4096)", "TFLOP/s", 500, 900);
   c.x.label = "window of 100 GEMMs";
   c.x.min_tick_step = 1;
-  c.y.label = "TFLOP/s";
-  c.y.min = 500;
-  c.y.max = 900;
   for (const Json* p : probes(doc, "fill")) {
     viz::Series s;
     s.label = p->at("operands").get<std::string>() + " operands";
@@ -85,10 +94,8 @@ viz::Chart fill_chart(const Json& doc) {
 
 viz::Chart trace_chart(const Json& doc, int column, const std::string& title,
                        const std::string& unit) {
-  viz::Chart c;
-  c.title = title;
+  viz::Chart c = panel(title, unit);
   c.x.label = "seconds (fill, SM targets, AdamW, overlap, candidates)";
-  c.y.label = unit;
   viz::Series s;
   s.style = viz::SeriesStyle::kLine;
   s.line_width = 1.0;
@@ -102,12 +109,9 @@ viz::Chart trace_chart(const Json& doc, int column, const std::string& title,
 }
 
 viz::Chart sm_chart(const Json& doc) {
-  viz::Chart c;
-  c.title = "GEMM on fewer SMs, alone and beside an AdamW pass";
+  viz::Chart c = panel("GEMM on fewer SMs, alone and beside an AdamW pass",
+                       "fraction of the rate alone on all SMs", 0, 1.3);
   c.x.label = "SMs the GEMM is planned for";
-  c.y.label = "fraction of the rate alone on all SMs";
-  c.y.min = 0;
-  c.y.max = 1.3;
   std::vector<std::pair<int, double>> alone;
   double full = 0;
   for (const Json* p : probes(doc, "sm_target")) {
@@ -147,11 +151,9 @@ viz::Chart sm_chart(const Json& doc) {
 }
 
 viz::Chart candidates_chart(const Json& doc) {
-  viz::Chart c;
-  c.title = "Each GEMM of the 7b-4l step alone at the cap: cuBLASLt's first candidate vs its best";
-  c.y.label = "TFLOP/s (median of 3 rounds)";
-  c.y.min = 550;
-  c.y.max = 760;
+  viz::Chart c =
+      panel("Each GEMM of the 7b-4l step alone at the cap: cuBLASLt's first candidate vs its best",
+            "TFLOP/s (median of 3 rounds)", 550, 760);
   viz::Series first, best;
   first.label = "first candidate (ours)";
   best.label = "fastest candidate alone";
@@ -180,11 +182,8 @@ viz::Chart candidates_chart(const Json& doc) {
 }
 
 viz::Chart step_chart(const Json& cand) {
-  viz::Chart c;
-  c.title = "The 7b-4l training step (one call each, runs alternated)";
-  c.y.label = "step ms (mean of 2 runs)";
-  c.y.min = 170;
-  c.y.max = 195;
+  viz::Chart c = panel("The 7b-4l training step (one call each, runs alternated)",
+                       "step ms (mean of 2 runs)", 170, 195);
   const Json& forced = cand.at("step_ms");
   const Json& tuner = cand.at("in_step_tuner").at("step_ms");
   const Json& first_call = cand.at("first_call_tuner").at("step_ms");
