@@ -6,6 +6,7 @@
 // Usage: plot_power_probe PROBE.json CANDIDATES.json OUT_DIR. Docs: bench/train/README.md.
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -178,6 +179,7 @@ viz::Chart candidates_chart(const Json& doc) {
   }
   c.series = {first, best};
   c.legend = viz::LegendPosition::kTopRight;
+  c.notes = {"y axis starts at 550"};
   return c;
 }
 
@@ -207,7 +209,7 @@ viz::Chart step_chart(const Json& cand) {
   }
   c.series = {s};
   c.legend = viz::LegendPosition::kNone;
-  c.notes = {"lower is faster"};
+  c.notes = {"lower is faster; y axis starts at 170 ms"};
   c.notes_position = viz::LegendPosition::kTopRight;
   return c;
 }

@@ -66,7 +66,7 @@ __global__ void adamw_shaped(float* p, const float* g, float* m, float* v, __nv_
     float* ps = &pv.x;
     float* ms = &mv.x;
     float* vs = &vv.x;
-    __nv_bfloat16 b[4];
+    alignas(8) __nv_bfloat16 b[4];
     for (int q = 0; q < 4; ++q) {
       ps[q] *= 0.9999f;
       ms[q] += 0.1f * (gs[q] - ms[q]);
@@ -321,6 +321,13 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: power_probe --out FILE.json [--git HASH]\n");
     return 2;
   }
+  cudaDeviceProp prop{};
+  PROBE_CHECK(cudaGetDeviceProperties(&prop, 0));
+  if (prop.multiProcessorCount != kSms) {
+    std::fprintf(stderr, "power_probe: written for %d SMs (H100/H200 SXM), this GPU has %d\n",
+                 kSms, prop.multiProcessorCount);
+    return 1;
+  }
   Probe p;
   p.a_elems = 50304LL * 4096;   // the largest A / B / D of the step's GEMMs
   p.b_elems = 16384LL * 22016;
@@ -339,18 +346,16 @@ int main(int argc, char** argv) {
   for (cudaEvent_t* e : {&p.start, &p.stop, &p.side_start, &p.side_stop}) {
     PROBE_CHECK(cudaEventCreate(e));
   }
-  cudaDeviceProp prop{};
-  PROBE_CHECK(cudaGetDeviceProperties(&prop, 0));
-  if (prop.multiProcessorCount != kSms) {
-    std::fprintf(stderr, "power_probe: written for %d SMs (H100/H200 SXM), this GPU has %d\n",
-                 kSms, prop.multiProcessorCount);
-    return 1;
-  }
   probe_fill(p);  // leaves random operands for the rest
   probe_sm_target(p);
   probe_adamw_and_overlap(p);
   probe_candidates(p);
-  const std::string doc = "{\"device\": \"" + std::string(prop.name) + "\", \"git\": \"" + git +
+  std::string name;  // JSON-escaped device name
+  for (const char* ch = prop.name; *ch != '\0'; ++ch) {
+    if (*ch == '"' || *ch == '\\') name += '\\';
+    name += *ch;
+  }
+  const std::string doc = "{\"device\": \"" + name + "\", \"git\": \"" + git +
                           "\", \"probes\": [" + p.json + "\n]}\n";
   const std::string tmp = out + ".tmp";
   std::FILE* f = std::fopen(tmp.c_str(), "w");

@@ -28,6 +28,7 @@ import ctypes
 import inspect
 import json
 import math
+import os
 import time
 
 import torch
@@ -224,16 +225,22 @@ class EnergyCounter:
             if nvml.nvmlInit_v2() != 0:
                 return
             props = torch.cuda.get_device_properties(torch.cuda.current_device())
-            bus = getattr(props, "pci_bus_id", None)  # as train_bench: the GPU by PCI bus id
-            found = bus is not None and nvml.nvmlDeviceGetHandleByPciBusId_v2(
-                str(bus).encode(), ctypes.byref(self.device)) == 0
-            if not found and torch.cuda.device_count() == 1:  # one GPU: NVML's index 0
+            found = False
+            if all(hasattr(props, a) for a in ("pci_domain_id", "pci_bus_id", "pci_device_id")):
+                # As train_bench: the GPU by its PCI address, "domain:bus:device.function" in hex.
+                bus = f"{props.pci_domain_id:04x}:{props.pci_bus_id:02x}:{props.pci_device_id:02x}.0"
+                found = nvml.nvmlDeviceGetHandleByPciBusId_v2(
+                    bus.encode(), ctypes.byref(self.device)) == 0
+            count = ctypes.c_uint(0)
+            if (not found and "CUDA_VISIBLE_DEVICES" not in os.environ
+                    and nvml.nvmlDeviceGetCount_v2(ctypes.byref(count)) == 0 and count.value == 1):
+                # One GPU on the host and none hidden: NVML's index 0 is this one.
                 found = nvml.nvmlDeviceGetHandleByIndex_v2(0, ctypes.byref(self.device)) == 0
             if found:
                 self.nvml = nvml
                 if self.joules() is None:
                     self.nvml = None
-        except (OSError, AttributeError):
+        except (OSError, AttributeError, TypeError, ValueError):
             self.nvml = None
 
     def joules(self):
@@ -292,7 +299,7 @@ def time_variant(model, params0, ids, targets, batch, cos, sin, attention, fns, 
     del opt
     r = {"step_ms": times[len(times) // 2], "peak_memory_bytes": peak, "first_loss": first,
          "first_step_s": first_s}
-    if joules0 is not None and joules1 is not None:  # over the timed steps, as train_bench
+    if joules0 is not None and joules1 is not None and joules1 > joules0:  # as train_bench
         r["joules_per_step"] = (joules1 - joules0) / steps
         r["mean_power_w"] = (joules1 - joules0) / (wall1 - wall0)
     return r
@@ -353,7 +360,9 @@ def derived(case, r, peak):
             "mfu": case["flops_per_step"] / s / peak if peak else 0,
             "peak_memory_bytes": r["peak_memory_bytes"], "first_loss": r["first_loss"],
             "first_step_s": r["first_step_s"],
-            **{k: r[k] for k in ("joules_per_step", "mean_power_w") if k in r}}
+            **{k: r[k] for k in ("joules_per_step", "mean_power_w") if k in r},
+            **({"tokens_per_joule": case["tokens"] / r["joules_per_step"]}
+               if r.get("joules_per_step", 0) > 0 else {})}
 
 
 def main():
@@ -393,7 +402,8 @@ def main():
             theirs = run_case(case, variants, attentions, args.steps, args.warmup)
         row = {k: case[k] for k in ("model", "layout", "tokens", "sequences", "flops_per_step")}
         row["ours"] = {k: case[k] for k in ("step_ms", "tokens_per_s", "model_tflops_per_s", "mfu",
-                                            "peak_memory_bytes", "joules_per_step", "mean_power_w")
+                                            "peak_memory_bytes", "joules_per_step", "mean_power_w",
+                                            "tokens_per_joule")
                        if k in case}
         row["torch"] = {n: (derived(case, r, peak) if "error" not in r else r)
                         for n, r in theirs.items()}

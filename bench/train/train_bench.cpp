@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -58,10 +59,11 @@ class EnergyCounter {
   EnergyCounter(const EnergyCounter&) = delete;
   EnergyCounter& operator=(const EnergyCounter&) = delete;
   bool available() const { return device_ != nullptr; }
-  // Joules since the driver loaded.
+  // Joules since the driver loaded; NaN when the counter cannot be read.
   double joules() const {
     unsigned long long mj = 0;
-    return available() && read_(device_, &mj) == 0 ? double(mj) / 1e3 : 0.0;
+    return available() && read_(device_, &mj) == 0 ? double(mj) / 1e3
+                                                     : std::numeric_limits<double>::quiet_NaN();
   }
 
  private:
@@ -189,7 +191,8 @@ core::Json run_case(const std::shared_ptr<const model::Ops>& ops, const std::str
       {"peak_memory_bytes", ops->peak_memory()},
       {"first_loss", first_loss},
       {"logits_chunk_tokens", logits_chunk}};
-  if (energy.available()) {  // the board's energy over the timed steps (NVML's counter)
+  const bool have_energy = std::isfinite(joules) && joules > 0;
+  if (have_energy) {  // the board's energy over the timed steps (NVML's counter)
     r["joules_per_step"] = joules / steps;
     r["mean_power_w"] = joules / timed_s;
     r["tokens_per_joule"] = double(targets) * steps / joules;
@@ -223,7 +226,7 @@ core::Json run_case(const std::shared_ptr<const model::Ops>& ops, const std::str
                model_name.c_str(), layout.c_str(), static_cast<long long>(targets), median_ms,
                double(targets) / (median_ms / 1e3), flops / (median_ms / 1e3) / 1e12,
                100 * double(r["mfu"]), double(ops->peak_memory()) / (1 << 30));
-  if (energy.available()) {
+  if (have_energy) {
     std::fprintf(stderr, "  energy: %.1f J per step, %.0f W mean over the timed steps\n",
                  joules / steps, joules / timed_s);
   }
