@@ -1,5 +1,6 @@
 // Plots the power-cap probe (power_probe.cu's JSON, with the nvidia-smi trace of the same call)
-// and the in-step GEMM candidate measurements of bench/train: writes OUT_DIR/power_probe.{svg,png}
+// and the in-step GEMM candidate measurements of bench/train (ctest bench_plot_power_probe renders
+// the committed ones into build/bench/kernels/): writes OUT_DIR/power_probe.{svg,png}
 // (sustained GEMM rate by operand data, board power and SM clock over the probe, the GEMM on
 // fewer SMs, the GEMM beside an AdamW-shaped pass) and OUT_DIR/gemm_candidates.{svg,png}
 // (each GEMM's candidates alone at the cap, and what they do to the training step).
@@ -10,7 +11,6 @@
 #include <string>
 #include <vector>
 
-#include "core/file.h"
 #include "core/json.h"
 #include "viz/chart.h"
 
@@ -20,12 +20,7 @@ using hydraulis::core::Json;
 namespace viz = hydraulis::viz;
 
 Json load(const std::string& path) {
-  auto text = hydraulis::core::read_file(path);
-  if (!text.is_ok()) {
-    std::fprintf(stderr, "error: %s\n", text.status().to_string().c_str());
-    std::exit(1);
-  }
-  auto json = hydraulis::core::parse_json(*text, path);
+  auto json = hydraulis::core::read_json_file(path);
   if (!json.is_ok()) {
     std::fprintf(stderr, "error: %s\n", json.status().to_string().c_str());
     std::exit(1);
@@ -214,16 +209,8 @@ viz::Chart step_chart(const Json& cand) {
   return c;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  if (argc != 4) {
-    std::fprintf(stderr, "usage: plot_power_probe PROBE.json CANDIDATES.json OUT_DIR\n");
-    return 2;
-  }
-  const Json probe = load(argv[1]);
-  const Json cand = load(argv[2]);
-  const std::string out = argv[3];
+// Both figures into OUT_DIR; 1 when one cannot be written.
+int plot(const Json& probe, const Json& cand, const std::string& out) {
   viz::Figure power;
   power.title = "700 W cap, " + probe.at("device").get<std::string>() + " (power_probe, git " +
                 probe.at("git").get<std::string>() + ")";
@@ -246,4 +233,23 @@ int main(int argc, char** argv) {
     std::printf("wrote %s/%s.svg and .png\n", out.c_str(), name);
   }
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 4) {
+    std::fprintf(stderr, "usage: plot_power_probe PROBE.json CANDIDATES.json OUT_DIR\n");
+    return 2;
+  }
+  const Json probe = load(argv[1]);
+  const Json cand = load(argv[2]);
+  const std::string out = argv[3];
+  try {
+    return plot(probe, cand, out);
+  } catch (const Json::exception& e) {  // a key missing or of the wrong type
+    std::fprintf(stderr, "error: %s or %s is not a power_probe / gemm-candidate result: %s\n",
+                 argv[1], argv[2], e.what());
+    return 1;
+  }
 }

@@ -25,6 +25,7 @@ of CUDA-event-timed optimizer steps after warm-up; FLOPs are ours (docs/training
 """
 import argparse
 import ctypes
+import functools
 import inspect
 import json
 import math
@@ -252,7 +253,9 @@ class EnergyCounter:
         return mj.value / 1e3
 
 
-ENERGY = None
+@functools.lru_cache(maxsize=None)
+def energy_counter():
+    return EnergyCounter()  # one per process, made at the first timed variant (CUDA is up)
 
 
 # ---------------------------------------------------------------- one case
@@ -280,10 +283,7 @@ def time_variant(model, params0, ids, targets, batch, cos, sin, attention, fns, 
     for _ in range(warmup - 1):
         step()
     torch.cuda.synchronize()
-    global ENERGY
-    if ENERGY is None:
-        ENERGY = EnergyCounter()
-    joules0, wall0 = ENERGY.joules(), time.time()
+    joules0, wall0 = energy_counter().joules(), time.time()
     times = []
     for _ in range(steps):
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
@@ -292,7 +292,7 @@ def time_variant(model, params0, ids, targets, batch, cos, sin, attention, fns, 
         end.record()
         end.synchronize()
         times.append(start.elapsed_time(end))
-    joules1, wall1 = ENERGY.joules(), time.time()
+    joules1, wall1 = energy_counter().joules(), time.time()
     times.sort()
     peak = torch.cuda.max_memory_allocated()
     opt.zero_grad(set_to_none=True)
