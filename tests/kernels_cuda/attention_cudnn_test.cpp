@@ -2,11 +2,12 @@
 // bf16-rounded inputs) and against our own flash-attention kernels on the same device inputs:
 // out, lse, dq, dk, dv for D = 128 with H == Hkv, D = 64 grouped-query heads (up to 32 : 4),
 // ragged batches with empty and one-token sequences, batches and lengths that are padded up to
-// their plan bucket, and two packings that share one cached plan. Skips without a device or
-// without a usable cuDNN (the reason is printed).
+// their plan bucket, two packings that share one cached plan, and the engine-knob switch. Skips
+// without a device or without a usable cuDNN (the reason is printed).
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -129,6 +130,18 @@ TEST_F(CudnnAttentionTest, PlanCacheServesDifferentPackingsOfOneBucket) {
   check_case(first);
   check_case(second);
   check_case(first);
+}
+
+// The measurement switch over the engines' knobs (HYD_CUDNN_KNOBS_FWD / _BWD): `list` prints the
+// engine and its knobs, KNOB=VALUE replaces the heuristic's choice (knob 14, the stage count, is
+// one the H200 backward engine accepts at 1); results stay correct. A shape no other test uses,
+// so its plans are built under the switch; the variables are cleared afterwards.
+TEST_F(CudnnAttentionTest, KnobSwitchListsAndOverridesTheEngineConfig) {
+  ASSERT_EQ(setenv("HYD_CUDNN_KNOBS_FWD", "list", 1), 0);
+  ASSERT_EQ(setenv("HYD_CUDNN_KNOBS_BWD", "list,14=1", 1), 0);
+  check_case(CudnnCase{{0, 50, 90, 190}, 6, 6, 128});
+  unsetenv("HYD_CUDNN_KNOBS_FWD");
+  unsetenv("HYD_CUDNN_KNOBS_BWD");
 }
 
 }  // namespace

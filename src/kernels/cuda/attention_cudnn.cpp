@@ -1,5 +1,4 @@
-// cuDNN backend-graph implementation of varlen causal attention (attention_cudnn.h). Owns the
-// runtime load of libcudnn.so.9 (dlopen: binaries run without it), the descriptor plumbing, the
+// cuDNN backend-graph implementation of varlen causal attention (attention_cudnn.h): the
 // SDPA forward / backward operation graphs in the shape cuDNN's fused flash-attention engine
 // recognises (the decomposition cuDNN's frontend uses: matmul, scale, padding mask from seq-len
 // tensors, top-left causal mask from gen_index / cmp_ge / binary_select, softmax as max / sub /
@@ -8,11 +7,12 @@
 // Layout: packed THD tensors, (b, h, s, d) with strides (·, D, H·D, 1) and per-sequence ragged
 // offsets cu[b]·H·D; Kᵀ is the same memory viewed as (b, hkv, d, s). Stats are cuDNN's padded
 // (Bb, H, Sb, 1), converted to and from our (H, T) lse by attention_cudnn_kernels.cu.
+// libcudnn.so.9 is loaded at run time (attention_cudnn_api.h); HYD_CUDNN_KNOBS_FWD / _BWD can
+// replace the engines' knob choices for measurements (attention_cudnn_knobs.h).
 // Tests: tests/kernels_cuda/attention_cudnn_test.cpp.
 #include "kernels/cuda/attention_cudnn.h"
 
 #include <cudnn.h>
-#include <dlfcn.h>
 #include <fmt/format.h>
 
 #include <array>
@@ -26,126 +26,16 @@
 #include <utility>
 #include <vector>
 
+#include "kernels/cuda/attention_cudnn_api.h"
 #include "kernels/cuda/attention_cudnn_kernels.h"
+#include "kernels/cuda/attention_cudnn_knobs.h"
 #include "kernels/cuda/cuda_check.h"
 
 namespace hydraulis::cuda {
 
 namespace {
 
-// ---- libcudnn, loaded once -------------------------------------------------------------------
-
-struct CudnnApi {
-  bool loaded = false;
-  std::string error;  // why not loaded
-  size_t version = 0;
-  size_t (*get_version)() = nullptr;
-  cudnnStatus_t (*create)(cudnnHandle_t*) = nullptr;
-  cudnnStatus_t (*set_stream)(cudnnHandle_t, cudaStream_t) = nullptr;
-  const char* (*error_string)(cudnnStatus_t) = nullptr;
-  void (*last_error_string)(char*, size_t) = nullptr;
-  cudnnStatus_t (*create_descriptor)(cudnnBackendDescriptorType_t, cudnnBackendDescriptor_t*) =
-      nullptr;
-  cudnnStatus_t (*destroy_descriptor)(cudnnBackendDescriptor_t) = nullptr;
-  cudnnStatus_t (*set_attribute)(cudnnBackendDescriptor_t, cudnnBackendAttributeName_t,
-                                 cudnnBackendAttributeType_t, int64_t, const void*) = nullptr;
-  cudnnStatus_t (*get_attribute)(cudnnBackendDescriptor_t, cudnnBackendAttributeName_t,
-                                 cudnnBackendAttributeType_t, int64_t, int64_t*, void*) = nullptr;
-  cudnnStatus_t (*finalize)(cudnnBackendDescriptor_t) = nullptr;
-  cudnnStatus_t (*execute)(cudnnHandle_t, cudnnBackendDescriptor_t,
-                           cudnnBackendDescriptor_t) = nullptr;
-};
-
-template <typename F>
-bool resolve(void* lib, const char* name, F& fn, std::string& error) {
-  fn = reinterpret_cast<F>(dlsym(lib, name));
-  if (fn == nullptr) error = fmt::format("libcudnn.so.9 has no symbol {}", name);
-  return fn != nullptr;
-}
-
-const CudnnApi& api() {
-  static const CudnnApi instance = [] {
-    CudnnApi a;
-    void* lib = dlopen("libcudnn.so.9", RTLD_NOW | RTLD_LOCAL);  // never closed
-    if (lib == nullptr) {
-      a.error = fmt::format("cannot load libcudnn.so.9 ({}); put cuDNN 9's lib directory on "
-                            "LD_LIBRARY_PATH", dlerror());
-      return a;
-    }
-    std::string& e = a.error;
-    a.loaded = resolve(lib, "cudnnGetVersion", a.get_version, e) &&
-               resolve(lib, "cudnnCreate", a.create, e) &&
-               resolve(lib, "cudnnSetStream", a.set_stream, e) &&
-               resolve(lib, "cudnnGetErrorString", a.error_string, e) &&
-               resolve(lib, "cudnnGetLastErrorString", a.last_error_string, e) &&
-               resolve(lib, "cudnnBackendCreateDescriptor", a.create_descriptor, e) &&
-               resolve(lib, "cudnnBackendDestroyDescriptor", a.destroy_descriptor, e) &&
-               resolve(lib, "cudnnBackendSetAttribute", a.set_attribute, e) &&
-               resolve(lib, "cudnnBackendGetAttribute", a.get_attribute, e) &&
-               resolve(lib, "cudnnBackendFinalize", a.finalize, e) &&
-               resolve(lib, "cudnnBackendExecute", a.execute, e);
-    if (a.loaded) a.version = a.get_version();
-    return a;
-  }();
-  return instance;
-}
-
-std::string last_error() {
-  char message[2048] = {};
-  api().last_error_string(message, sizeof(message));
-  return message[0] != 0 ? message : "(no message)";
-}
-
-std::string status_text(cudnnStatus_t status) {
-  return fmt::format("{} ({}): {}", api().error_string(status), int(status), last_error());
-}
-
-#define HYD_CUDNN_CHECK(stmt)                                                         \
-  do {                                                                                \
-    cudnnStatus_t hyd_st_ = (stmt);                                                   \
-    HYD_CHECK(hyd_st_ == CUDNN_STATUS_SUCCESS, "cuDNN call `{}` failed: {}", #stmt,   \
-              status_text(hyd_st_));                                                  \
-  } while (0)
-
-// ---- descriptors -----------------------------------------------------------------------------
-
-class Descriptor {
- public:
-  explicit Descriptor(cudnnBackendDescriptorType_t type) {
-    HYD_CUDNN_CHECK(api().create_descriptor(type, &desc_));
-  }
-  ~Descriptor() {
-    if (desc_ != nullptr) api().destroy_descriptor(desc_);
-  }
-  Descriptor(const Descriptor&) = delete;
-  Descriptor& operator=(const Descriptor&) = delete;
-
-  cudnnBackendDescriptor_t get() const { return desc_; }
-  void set(cudnnBackendAttributeName_t name, cudnnBackendAttributeType_t type, int64_t count,
-           const void* values) {
-    cudnnStatus_t st = api().set_attribute(desc_, name, type, count, values);
-    HYD_CHECK(st == CUDNN_STATUS_SUCCESS, "cudnnBackendSetAttribute(attribute {}) failed: {}",
-              int(name), status_text(st));
-  }
-  void set(cudnnBackendAttributeName_t name, cudnnBackendDescriptor_t value) {
-    set(name, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &value);
-  }
-  void set_int(cudnnBackendAttributeName_t name, int64_t value) {
-    set(name, CUDNN_TYPE_INT64, 1, &value);
-  }
-  void set_dtype(cudnnBackendAttributeName_t name, cudnnDataType_t value) {
-    set(name, CUDNN_TYPE_DATA_TYPE, 1, &value);
-  }
-  cudnnStatus_t try_finalize() { return api().finalize(desc_); }
-  void finalize(const char* what) {
-    cudnnStatus_t st = try_finalize();
-    HYD_CHECK(st == CUDNN_STATUS_SUCCESS, "cudnnBackendFinalize({}) failed: {}", what,
-              status_text(st));
-  }
-
- private:
-  cudnnBackendDescriptor_t desc_ = nullptr;
-};
+using namespace cudnn_backend;
 
 // A finalized execution plan and every descriptor it was built from (kept alive with it).
 struct Plan {
@@ -259,6 +149,15 @@ class GraphBuilder {
       if (st != CUDNN_STATUS_SUCCESS) {
         failures += fmt::format("\n  engine config {}: {}", i, status_text(st));
         continue;
+      }
+      if (const KnobRequest request = knob_request(what); request.active()) {
+        Desc config = with_knobs(graph.get(), configs[size_t(i)], request, what, parts_);
+        plan = std::make_unique<Descriptor>(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR);
+        plan->set(CUDNN_ATTR_EXECUTION_PLAN_HANDLE, CUDNN_TYPE_HANDLE, 1, &handle);
+        plan->set(CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, config);
+        st = plan->try_finalize();
+        HYD_CHECK(st == CUDNN_STATUS_SUCCESS, "{}: the engine rejects the knob choices of {}: {}",
+                  what, request.variable, status_text(st));
       }
       auto result = std::make_unique<Plan>();
       HYD_CUDNN_CHECK(api().get_attribute(plan->get(), CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE,
