@@ -9,7 +9,6 @@
 // docs/training.md.
 #include <CLI/CLI.hpp>
 #include <cuda_runtime.h>
-#include <dlfcn.h>
 
 #include <algorithm>
 #include <chrono>
@@ -30,47 +29,6 @@
 
 namespace hydraulis {
 namespace {
-
-// The board's energy counter through NVML (dlopen'ed: no build dependency; the few entry points
-// of its stable C ABI declared here). available() is false without the driver library or on a
-// GPU without the counter; the JSON then carries no energy figures.
-class EnergyCounter {
- public:
-  EnergyCounter() {
-    lib_ = dlopen("libnvidia-ml.so.1", RTLD_NOW | RTLD_LOCAL);
-    if (lib_ == nullptr) return;
-    auto init = reinterpret_cast<int (*)()>(dlsym(lib_, "nvmlInit_v2"));
-    auto by_bus = reinterpret_cast<int (*)(const char*, void**)>(
-        dlsym(lib_, "nvmlDeviceGetHandleByPciBusId_v2"));
-    read_ = reinterpret_cast<int (*)(void*, unsigned long long*)>(
-        dlsym(lib_, "nvmlDeviceGetTotalEnergyConsumption"));
-    char bus[32] = {0};
-    int device = 0;
-    if (init == nullptr || by_bus == nullptr || read_ == nullptr || init() != 0 ||
-        cudaGetDevice(&device) != cudaSuccess ||
-        cudaDeviceGetPCIBusId(bus, sizeof(bus), device) != cudaSuccess ||
-        by_bus(bus, &device_) != 0) {
-      device_ = nullptr;
-      return;
-    }
-    unsigned long long mj = 0;
-    if (read_(device_, &mj) != 0) device_ = nullptr;
-  }
-  EnergyCounter(const EnergyCounter&) = delete;
-  EnergyCounter& operator=(const EnergyCounter&) = delete;
-  bool available() const { return device_ != nullptr; }
-  // Joules since the driver loaded; NaN when the counter cannot be read.
-  double joules() const {
-    unsigned long long mj = 0;
-    return available() && read_(device_, &mj) == 0 ? double(mj) / 1e3
-                                                     : std::numeric_limits<double>::quiet_NaN();
-  }
-
- private:
-  void* lib_ = nullptr;
-  void* device_ = nullptr;
-  int (*read_)(void*, unsigned long long*) = nullptr;
-};
 
 uint64_t mix64(uint64_t z) {
   z += 0x9e3779b97f4a7c15ull;
@@ -160,9 +118,8 @@ core::Json run_case(const std::shared_ptr<const model::Ops>& ops, const std::str
             "{} {}: initial loss {} is not ≈ ln V + σ²/2 = {}", model_name, layout, first_loss,
             expected);
   for (int i = 1; i < warmup; ++i) step();
-  static const EnergyCounter energy;
   std::vector<double> ms;
-  const double joules_before = energy.joules();
+  const double joules_before = ops->board_joules();  // NVML's counter (kernels/cuda/energy.h)
   const auto timed_start = std::chrono::steady_clock::now();
   for (int i = 0; i < steps; ++i) {
     auto t0 = std::chrono::steady_clock::now();
@@ -170,7 +127,7 @@ core::Json run_case(const std::shared_ptr<const model::Ops>& ops, const std::str
     ms.push_back(
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   }
-  const double joules = energy.joules() - joules_before;
+  const double joules = ops->board_joules() - joules_before;
   const double timed_s =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - timed_start).count();
   std::sort(ms.begin(), ms.end());

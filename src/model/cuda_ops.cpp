@@ -21,6 +21,7 @@
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/device.h"
 #include "kernels/cuda/embedding.h"
+#include "kernels/cuda/energy.h"
 #include "kernels/cuda/matmul.h"
 #include "kernels/cuda/rms_norm.h"
 #include "kernels/cuda/rope.h"
@@ -179,6 +180,8 @@ class CudaOps final : public Ops {
     allocator_.release_cached();
   }
   double peak_flops() const override { return peak_flops_; }
+  double board_joules() const override { return energy_.joules(); }
+  std::string board_id() const override { return energy_.pci_bus_id(); }
 
   Tensor empty(const core::Shape& shape, DType dtype) const override {
     return Tensor::empty(shape, dtype, core::Device::kCuda);
@@ -380,6 +383,7 @@ class CudaOps final : public Ops {
   std::string description_;
   double peak_flops_ = 0;
   bool cudnn_attention_ = false;
+  cuda::EnergyCounter energy_;  // the board of the device current at construction
 };
 
 }  // namespace

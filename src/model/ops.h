@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <span>
 #include <string>
@@ -50,6 +51,10 @@ class Ops {
   virtual void release_cached_memory() const {}
   // Dense bf16 tensor-core peak in FLOP/s for MFU (0: none, MFU is not reported).
   virtual double peak_flops() const = 0;
+  // The board's energy counter in joules (cuda/energy.h: coarse, whole board) and the board's
+  // name (its PCI address); NaN and empty where there is none, as on the CPU.
+  virtual double board_joules() const { return std::numeric_limits<double>::quiet_NaN(); }
+  virtual std::string board_id() const { return {}; }
 
   // Memory. Tensors live on device(); upload() of a host tensor returns it unchanged on the CPU.
   virtual core::Tensor empty(const core::Shape& shape, core::DType dtype) const = 0;

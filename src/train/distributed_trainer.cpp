@@ -1,9 +1,11 @@
 // The distributed training step: sample → plan → propagate → 1F1B → reduce → AdamW → metrics.
 #include "train/distributed_trainer.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <limits>
 #include <span>
 
 #include "core/progress.h"
@@ -45,6 +47,30 @@ core::Status pipeline_times(comm::Communicator& world, const planner::BatchPlan&
                            times.data<double>()[p]});
   }
   return core::Status::ok();
+}
+
+// The boards' joules since the first step summed over the world (energy_meter.h); NaN when a
+// rank has no reading or two ranks share a board (it would be counted twice). `own_boards`
+// caches the first call's comparison of every rank's board key (-1: not compared yet). Every
+// rank calls it every step: it is collective.
+core::StatusOr<double> world_energy(comm::Communicator& world, const model::Ops& ops,
+                                    const EnergyMeter& meter, int& own_boards) {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  if (own_boards < 0) {
+    core::Tensor keys = core::Tensor::zeros({int64_t(world.size())}, core::DType::kF64);
+    keys.data<double>()[world.rank()] = board_key(ops);
+    HYD_RETURN_IF_ERROR(world.all_reduce(keys));
+    std::vector<double> k(keys.data<double>(), keys.data<double>() + world.size());
+    std::sort(k.begin(), k.end());
+    own_boards = k.front() > 0 && std::adjacent_find(k.begin(), k.end()) == k.end() ? 1 : 0;
+  }
+  if (own_boards == 0) return nan;
+  const double local = meter.joules(ops);
+  core::Tensor t = core::Tensor::empty({2}, core::DType::kF64);
+  t.data<double>()[0] = std::isfinite(local) ? local : 0;
+  t.data<double>()[1] = std::isfinite(local) ? 0 : 1;  // ranks without a reading
+  HYD_RETURN_IF_ERROR(world.all_reduce(t));
+  return t.data<double>()[1] > 0 ? nan : t.data<double>()[0];
 }
 
 // FNV-1a, 64 bit: a fingerprint of one start-up setting.
@@ -253,6 +279,7 @@ std::future<DistributedTrainer::PlannedBatch> DistributedTrainer::plan_async(int
 
 core::StatusOr<StepMetrics> DistributedTrainer::step() {
   const auto start = Clock::now();
+  energy_.start(*ops_);
   const TrainerConfig& c = config_.trainer;
   StepMetrics m;
   m.step = ++step_;
@@ -354,6 +381,8 @@ core::StatusOr<StepMetrics> DistributedTrainer::step() {
   ops_->synchronize();
   m.step_ms = ms_since(start);
   finish_step_metrics(m, *ops_, c.model, positions, world_->size());
+  HYD_ASSIGN_OR_RETURN(const double joules, world_energy(*world_, *ops_, energy_, own_boards_));
+  set_energy_metrics(m, joules, energy_.seconds());
   history_.push_back(m);
   HYD_RETURN_IF_ERROR(metrics_.append(m));
   return m;
@@ -369,11 +398,11 @@ core::Status DistributedTrainer::run(const std::function<void(const StepMetrics&
       const double eta = elapsed / double(m.step) * double(config_.trainer.steps - m.step);
       std::fprintf(stderr,
                    "step %lld/%lld  strategy %lld  loss %.4f  grad norm %.3f  %s tok/s  "
-                   "%.0f ms/step (planner's estimate %.0f ms, planning %.1f ms)  ETA %s%s\n",
+                   "%.0f ms/step (planner's estimate %.0f ms, planning %.1f ms)%s  ETA %s%s\n",
                    static_cast<long long>(m.step), static_cast<long long>(config_.trainer.steps),
                    static_cast<long long>(m.strategy), m.loss, m.grad_norm,
                    core::format_count(m.tokens_per_s).c_str(), m.step_ms, m.estimated_ms,
-                   m.planning_ms,
+                   m.planning_ms, power_text(m).c_str(),
                    core::format_duration(eta).c_str(), m.skipped ? "  (skipped)" : "");
     }
     if (on_step) on_step(m);

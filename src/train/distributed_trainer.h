@@ -117,6 +117,8 @@ class DistributedTrainer {
   bool aliased_ = false;  // one rank: the optimizer works on the runtime's own tensors
   MetricsWriter metrics_{""};
   std::vector<StepMetrics> history_;
+  EnergyMeter energy_;
+  int own_boards_ = -1;  // every rank on a board of its own (1), not (0), not yet asked (-1)
   int64_t step_ = 0;
   // The sampler state before the batch the planning thread holds (a checkpoint's position).
   data::SamplerState planned_from_;

@@ -31,6 +31,8 @@ core::Json StepMetrics::to_json() const {
   if (model_tflops_per_s >= 0) j["model_tflops_per_s"] = model_tflops_per_s;
   if (mfu >= 0) j["mfu"] = mfu;
   if (peak_memory_bytes >= 0) j["peak_memory_bytes"] = peak_memory_bytes;
+  if (board_joules >= 0) j["board_joules"] = board_joules;
+  if (board_watts >= 0) j["board_watts"] = board_watts;
   if (estimated_ms >= 0) j["estimated_ms"] = estimated_ms;
   if (!pipelines.empty()) {
     core::Json list = core::Json::array();

@@ -1,9 +1,10 @@
 // StepMetrics and the metrics JSONL writer (design.md "m.jsonl"): one JSON object per line and
 // step with the contract keys step, loss, tokens, step_ms, strategy, planning_ms, tokens_per_s,
-// plus grad_norm, lr, targets, micro_batches and skipped; on a GPU also mfu, model_tflops_per_s
-// and peak_memory_bytes; in distributed runs estimated_ms and pipelines (estimated vs measured
-// ms of each pipeline). The file is rewritten atomically after
-// every step (core::AtomicFile), so it is always complete. Docs: docs/training.md.
+// plus grad_norm, lr, targets, micro_batches and skipped; on a GPU also mfu, model_tflops_per_s,
+// peak_memory_bytes and, with NVML's counter, board_joules and board_watts; in distributed runs
+// estimated_ms and pipelines (estimated vs measured ms of each pipeline). The file is rewritten
+// atomically after every step (core::AtomicFile), so it is always complete. Docs:
+// docs/training.md.
 #pragma once
 
 #include <cstdint>
@@ -33,6 +34,10 @@ struct StepMetrics {
   double model_tflops_per_s = -1;
   double mfu = -1;
   int64_t peak_memory_bytes = -1;
+  // Where the backend has an energy counter (train/energy_meter.h; negative: not written): the
+  // boards' joules since this process's first step, and their mean power over that time.
+  double board_joules = -1;
+  double board_watts = -1;
   // Distributed runs: the planner's estimate of the step (its slowest pipeline, spec.md §4 in the
   // scheme space's units) and per pipeline, in the strategy's order, its estimate and the
   // measured wall time of its 1F1B run (the slowest of its ranks). Negative / empty: not written.

@@ -176,6 +176,7 @@ core::StatusOr<std::vector<std::vector<int32_t>>> Trainer::load(
 
 core::StatusOr<StepMetrics> Trainer::step() {
   const auto start = Clock::now();
+  energy_.start(*ops_);
   StepMetrics m;
   m.step = ++step_;
   m.lr = config_.lr.lr_at(m.step);
@@ -231,6 +232,7 @@ core::StatusOr<StepMetrics> Trainer::step() {
   ops_->synchronize();
   m.step_ms = ms_since(start);
   finish_step_metrics(m, *ops_, config_.model, positions, 1);
+  set_energy_metrics(m, energy_.joules(*ops_), energy_.seconds());
   history_.push_back(m);
   HYD_RETURN_IF_ERROR(metrics_.append(m));
   return m;
@@ -266,11 +268,12 @@ core::Status Trainer::nonfinite_error(int64_t step, double loss,
 void Trainer::print_progress(const StepMetrics& m, double elapsed_s) const {
   const double eta = elapsed_s / double(m.step) * double(config_.steps - m.step);
   std::fprintf(stderr,
-               "step %lld/%lld  loss %.4f  grad norm %.3f  lr %.3g  %s tok/s  %.0f ms/step  "
+               "step %lld/%lld  loss %.4f  grad norm %.3f  lr %.3g  %s tok/s  %.0f ms/step%s  "
                "ETA %s%s\n",
                static_cast<long long>(m.step), static_cast<long long>(config_.steps), m.loss,
                m.grad_norm, m.lr, core::format_count(m.tokens_per_s).c_str(), m.step_ms,
-               core::format_duration(eta).c_str(), m.skipped ? "  (skipped)" : "");
+               power_text(m).c_str(), core::format_duration(eta).c_str(),
+               m.skipped ? "  (skipped)" : "");
 }
 
 core::Status Trainer::run(const std::function<void(const StepMetrics&)>& on_step,

@@ -21,6 +21,7 @@
 #include "model/parameters.h"
 #include "optim/adamw.h"
 #include "optim/lr_schedule.h"
+#include "train/energy_meter.h"
 #include "train/metrics.h"
 
 namespace hydraulis::train {
@@ -125,6 +126,7 @@ class Trainer {
   std::vector<StepMetrics> history_;
   model::MemoryEstimate memory_;
   std::shared_ptr<const model::Ops> ops_;
+  EnergyMeter energy_;
   int64_t step_ = 0;
   bool stopped_ = false;
 };

@@ -2,16 +2,37 @@
 // f32 <-> bf16 conversion kernels against core's exact host conversion (ties, NaN, Inf, tiny).
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cmath>
 #include <limits>
+#include <thread>
 #include <vector>
 
 #include "cuda_test_util.h"
+#include "kernels/cuda/energy.h"
 
 namespace hydraulis::cuda {
 namespace {
 
 using testing::CudaTest;
+
+// NVML's board counter: names the board by its PCI address and advances over half a second by
+// a plausible board power (an idle or lightly loaded board: 10-1500 W). Skips where the driver
+// library or the counter is missing.
+TEST_F(CudaTest, EnergyCounterReadsTheBoard) {
+  EnergyCounter energy;
+  EXPECT_FALSE(energy.pci_bus_id().empty());
+  if (!energy.available()) GTEST_SKIP() << "no NVML energy counter on this board";
+  const double before = energy.joules();
+  ASSERT_TRUE(std::isfinite(before));
+  const auto t0 = std::chrono::steady_clock::now();
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  const double after = energy.joules();
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double watts = (after - before) / s;
+  EXPECT_GT(watts, 10) << before << " -> " << after << " J over " << s << " s";
+  EXPECT_LT(watts, 1500) << before << " -> " << after << " J over " << s << " s";
+}
 
 TEST_F(CudaTest, AllocatorReusesFreedBlocksAndCounts) {
   CachingAllocator& alloc = install_allocator();

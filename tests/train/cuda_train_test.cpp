@@ -69,6 +69,14 @@ TEST(CudaTrainer, LossTracksTheCpuTrainer) {
     EXPECT_GT(b[s].peak_memory_bytes, 0);
     EXPECT_GT(b[s].model_tflops_per_s, 0);
     EXPECT_EQ(a[s].peak_memory_bytes, -1);  // CPU metrics keep their keys
+    EXPECT_EQ(a[s].board_joules, -1);        // the CPU has no energy counter
+    // Cumulative board energy where the counter had advanced: never decreasing, with a power.
+    if (b[s].board_joules >= 0) {
+      EXPECT_GT(b[s].board_watts, 0) << "step " << s + 1;
+      if (s > 0 && b[s - 1].board_joules >= 0) {
+        EXPECT_GE(b[s].board_joules, b[s - 1].board_joules) << "step " << s + 1;
+      }
+    }
   }
   EXPECT_LT(b.back().loss, b.front().loss - 0.3);  // it learns
   ::testing::Test::RecordProperty("loss_worst_rel_err", std::to_string(worst));
@@ -77,6 +85,8 @@ TEST(CudaTrainer, LossTracksTheCpuTrainer) {
   const core::Json line = b.back().to_json();
   EXPECT_TRUE(line.contains("peak_memory_bytes"));
   EXPECT_TRUE(line.contains("model_tflops_per_s"));
+  EXPECT_EQ(line.contains("board_joules"), b.back().board_joules >= 0);
+  ::testing::Test::RecordProperty("board_joules_last", std::to_string(b.back().board_joules));
 }
 
 TEST(CudaTrainer, UnsupportedHeadDimIsRefusedBeforeAllocation) {

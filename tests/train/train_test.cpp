@@ -81,8 +81,36 @@ TEST(Trainer, LossFallsOverTenStepsOnRealText) {
       EXPECT_TRUE(json->contains(key)) << key;
     }
     EXPECT_EQ((*json)["step"].get<int>(), ++n);
+    EXPECT_FALSE(json->contains("board_joules"));  // no energy counter on the CPU
   }
   EXPECT_EQ(n, 10);
+}
+
+// The energy figures (train/energy_meter.h): none on the CPU backend, and written only for a
+// real reading (finite, positive), with the mean power over the elapsed time.
+TEST(EnergyMeter, WritesOnlyReadingsAndNoneOnTheCpu) {
+  auto ops = model::make_ops(core::Device::kCpu);
+  ASSERT_TRUE(ops.is_ok());
+  EnergyMeter meter;
+  EXPECT_TRUE(std::isnan(meter.joules(**ops)));  // not started
+  meter.start(**ops);
+  EXPECT_TRUE(std::isnan(meter.joules(**ops)));
+  EXPECT_EQ(board_key(**ops), 0);
+  StepMetrics m;
+  set_energy_metrics(m, std::nan(""), 1.0);
+  set_energy_metrics(m, 0.0, 1.0);
+  set_energy_metrics(m, 5.0, 0.0);
+  EXPECT_EQ(m.board_joules, -1);
+  EXPECT_EQ(m.board_watts, -1);
+  EXPECT_EQ(power_text(m), "");
+  EXPECT_FALSE(m.to_json().contains("board_joules"));
+  set_energy_metrics(m, 120.0, 0.2);
+  EXPECT_DOUBLE_EQ(m.board_joules, 120.0);
+  EXPECT_DOUBLE_EQ(m.board_watts, 600.0);
+  EXPECT_EQ(power_text(m), "  600 W (mean)");
+  const core::Json line = m.to_json();
+  EXPECT_DOUBLE_EQ(line["board_joules"].get<double>(), 120.0);
+  EXPECT_DOUBLE_EQ(line["board_watts"].get<double>(), 600.0);
 }
 
 TEST(Trainer, StepLossDoesNotDependOnMicroBatchCap) {
