@@ -8,13 +8,11 @@
 // The same cases run in PyTorch through torch_train.py (bench/train/run.sh). Docs:
 // docs/training.md.
 #include <CLI/CLI.hpp>
-#include <cuda_runtime.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <limits>
 #include <string>
 #include <vector>
 

@@ -49,20 +49,30 @@ core::Status pipeline_times(comm::Communicator& world, const planner::BatchPlan&
   return core::Status::ok();
 }
 
+// FNV-1a, 64 bit: a fingerprint of one start-up setting.
+int64_t fingerprint(std::string_view text) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char ch : text) h = (h ^ ch) * 1099511628211ull;
+  return int64_t(h);
+}
+
 // The boards' joules since the first step summed over the world (energy_meter.h); NaN when a
 // rank has no reading or two ranks share a board (it would be counted twice). `own_boards`
-// caches the first call's comparison of every rank's board key (-1: not compared yet). Every
+// caches the first call's comparison of every rank's board name (-1: not compared yet). Every
 // rank calls it every step: it is collective.
 core::StatusOr<double> world_energy(comm::Communicator& world, const model::Ops& ops,
                                     const EnergyMeter& meter, int& own_boards) {
   const double nan = std::numeric_limits<double>::quiet_NaN();
   if (own_boards < 0) {
-    core::Tensor keys = core::Tensor::zeros({int64_t(world.size())}, core::DType::kF64);
-    keys.data<double>()[world.rank()] = board_key(ops);
-    HYD_RETURN_IF_ERROR(world.all_reduce(keys));
-    std::vector<double> k(keys.data<double>(), keys.data<double>() + world.size());
+    const std::string board = board_name(ops);
+    core::Tensor mine = core::Tensor::empty({1}, core::DType::kI64);
+    mine.data<int64_t>()[0] = board.empty() ? 0 : fingerprint(board);
+    core::Tensor all = core::Tensor::empty({int64_t(world.size())}, core::DType::kI64);
+    HYD_RETURN_IF_ERROR(world.all_gather(mine, all));
+    std::vector<int64_t> k(all.data<int64_t>(), all.data<int64_t>() + world.size());
     std::sort(k.begin(), k.end());
-    own_boards = k.front() > 0 && std::adjacent_find(k.begin(), k.end()) == k.end() ? 1 : 0;
+    const bool named = std::find(k.begin(), k.end(), 0) == k.end();
+    own_boards = named && std::adjacent_find(k.begin(), k.end()) == k.end() ? 1 : 0;
   }
   if (own_boards == 0) return nan;
   const double local = meter.joules(ops);
@@ -71,13 +81,6 @@ core::StatusOr<double> world_energy(comm::Communicator& world, const model::Ops&
   t.data<double>()[1] = std::isfinite(local) ? 0 : 1;  // ranks without a reading
   HYD_RETURN_IF_ERROR(world.all_reduce(t));
   return t.data<double>()[1] > 0 ? nan : t.data<double>()[0];
-}
-
-// FNV-1a, 64 bit: a fingerprint of one start-up setting.
-int64_t fingerprint(std::string_view text) {
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char ch : text) h = (h ^ ch) * 1099511628211ull;
-  return int64_t(h);
 }
 
 // Every rank must run the same binary on the same model, strategies, data and schedule: a rank

@@ -5,7 +5,6 @@
 #include <unistd.h>
 
 #include <cmath>
-#include <functional>
 #include <limits>
 
 namespace hydraulis::train {
@@ -38,13 +37,12 @@ std::string power_text(const StepMetrics& m) {
   return fmt::format("  {:.0f} W (mean)", m.board_watts);
 }
 
-double board_key(const model::Ops& ops) {
+std::string board_name(const model::Ops& ops) {
   const std::string board = ops.board_id();
-  if (board.empty()) return 0;
+  if (board.empty()) return {};
   char host[256] = {0};
   if (gethostname(host, sizeof(host) - 1) != 0) host[0] = 0;
-  const uint64_t h = std::hash<std::string>{}(std::string(host) + "/" + board);
-  return double((h & ((uint64_t(1) << 52) - 1)) | 1);  // never 0
+  return std::string(host) + "/" + board;
 }
 
 }  // namespace hydraulis::train

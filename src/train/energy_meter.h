@@ -7,7 +7,6 @@
 #pragma once
 
 #include <chrono>
-#include <cstdint>
 #include <string>
 
 #include "model/ops.h"
@@ -36,8 +35,8 @@ void set_energy_metrics(StepMetrics& m, double joules, double seconds);
 // "  672 W (mean)" for the progress lines when the step has board_watts, else empty.
 std::string power_text(const StepMetrics& m);
 
-// A 52-bit name of this process's board (host name and the backend's board id; exact in an f64,
-// so ranks can compare theirs through a float all-reduce); 0 when the backend names no board.
-double board_key(const model::Ops& ops);
+// This process's board as "host/PCI address" (the backend's board_id), empty when the backend
+// names no board: ranks that print the same name share a board.
+std::string board_name(const model::Ops& ops);
 
 }  // namespace hydraulis::train

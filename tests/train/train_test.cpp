@@ -95,7 +95,7 @@ TEST(EnergyMeter, WritesOnlyReadingsAndNoneOnTheCpu) {
   EXPECT_TRUE(std::isnan(meter.joules(**ops)));  // not started
   meter.start(**ops);
   EXPECT_TRUE(std::isnan(meter.joules(**ops)));
-  EXPECT_EQ(board_key(**ops), 0);
+  EXPECT_EQ(board_name(**ops), "");
   StepMetrics m;
   set_energy_metrics(m, std::nan(""), 1.0);
   set_energy_metrics(m, 0.0, 1.0);
